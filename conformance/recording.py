@@ -1,0 +1,177 @@
+"""What one stream looked like on the wire: the data model every recorder fills.
+
+The recorders (``conformance.recorders``) are the only code in the project that
+talks to a backend; the conformance suite, the load scenarios and the reports all
+read these plain objects. Keeping them free of I/O means the validators, parity
+checks and statistics are pure functions on data and can be tested without a
+socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Transport = Literal["sse", "ws"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on every read, so that no backend can hang or flood a client.
+
+    Times are seconds, sizes bytes. ``first_event`` counts from the moment the
+    response headers (SSE) or the handshake (WS) arrived; ``idle`` is the longest
+    allowed gap between two reads once the first event arrived; ``total`` bounds
+    the whole recording. ``end_grace`` is how long the recorder waits for the
+    server to end the response / close the socket after an event whose type is in
+    the recorder's ``end_types``.
+    """
+
+    connect: float = 5.0
+    first_event: float = 10.0
+    idle: float = 10.0
+    total: float = 60.0
+    max_event_bytes: int = 1_000_000
+    max_events: int = 10_000
+    max_body_bytes: int = 65_536
+    end_grace: float = 2.0
+
+
+@dataclass
+class RecordedEvent:
+    """One event as it arrived: parsed JSON or the parse error, raw bytes, timing."""
+
+    index: int
+    raw: bytes
+    """SSE: the message's bytes as on the wire (its field lines and the blank line
+    that ends it). WS: the frame's payload as received (after decompression)."""
+    text: str | None
+    """SSE: the joined ``data`` field. WS: the text frame's content (None for a
+    binary frame that is not UTF-8)."""
+    data: Any = None
+    """The parsed JSON value (usually a dict); None when ``parse_error`` is set."""
+    parse_error: str | None = None
+    t_perf: float = 0.0
+    """``time.perf_counter()`` at arrival: use for intervals."""
+    t_wall: float = 0.0
+    """``time.time()`` at arrival: compare with the server's ``ts``."""
+    # SSE fields
+    sse_id: str | None = None
+    sse_event: str | None = None
+    """The ``event:`` field as sent, or None when the message had none."""
+    sse_retry: int | None = None
+    data_lines: int = 0
+    """How many ``data:`` lines the SSE message had."""
+    # WS frame
+    frame: Literal["text", "binary"] | None = None
+
+    @property
+    def type(self) -> str | None:
+        """The event's ``type`` when it is a JSON object with a string ``type``."""
+        if isinstance(self.data, dict):
+            value = self.data.get("type")
+            if isinstance(value, str):
+                return value
+        return None
+
+
+@dataclass
+class Recording:
+    """A whole stream: request, response, events, timings and bytes on the wire.
+
+    Times are ``time.perf_counter()`` values (None when the moment never came);
+    ``wall_start`` is ``time.time()`` at the start, to map perf times onto the
+    wall clock. Byte counts are TCP payload counted at the socket, in each
+    direction: HTTP request/response heads, chunked framing, WS handshake and
+    frame headers included.
+    """
+
+    transport: Transport
+    url: str
+    params: dict[str, str] = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict)
+
+    # response: SSE status and headers, or the WS handshake response
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | None = None
+    """For a response that is not an event stream (a rejection), its body, bounded
+    by ``Limits.max_body_bytes``."""
+    ws_extensions: list[str] = field(default_factory=list)
+    close_code: int | None = None
+    """WS: the close code the server sent (1006 when the connection dropped
+    without a close frame); None when the client closed first or never connected."""
+    close_reason: str | None = None
+    close_frame_received: bool = False
+    client_closed: bool = False
+    """The client ended the stream on purpose (close_after / cancel flow)."""
+    cancel_sent_at: float | None = None
+
+    events: list[RecordedEvent] = field(default_factory=list)
+    comments: int = 0
+    """SSE comment lines seen (keep-alives)."""
+    line_endings: set[str] = field(default_factory=set)
+    """SSE line terminators seen: any of 'LF', 'CRLF', 'CR'."""
+
+    wall_start: float = 0.0
+    t_start: float = 0.0
+    t_connected: float | None = None
+    """TCP connection established."""
+    t_headers: float | None = None
+    """Response headers (SSE) or handshake response (WS) received."""
+    t_first_byte: float | None = None
+    """First byte of the body (SSE) or of the first frame after the handshake (WS)."""
+    t_first_event: float | None = None
+    t_end: float | None = None
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    head_bytes_sent: int = 0
+    """Request head (SSE) or WS handshake request, in bytes."""
+    head_bytes_received: int = 0
+    """Response head (SSE) or WS handshake response, in bytes."""
+
+    error_kind: str | None = None
+    """None when the stream ended normally; else one of 'connect', 'timeout',
+    'too_large', 'too_many', 'protocol' (a framing or HTTP error), 'closed'
+    (the connection dropped)."""
+    error: str | None = None
+    """What happened, in one sentence, when ``error_kind`` is set."""
+
+    # --- derived values, computed from the fields above ---
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of event content: the JSON text of every event, UTF-8 encoded."""
+        return sum(len(e.text.encode("utf-8")) if e.text is not None else len(e.raw) for e in self.events)
+
+    @property
+    def objects(self) -> list[Any]:
+        """The parsed events (None where an event did not parse)."""
+        return [e.data for e in self.events]
+
+    def header(self, name: str) -> str | None:
+        """The first response header of that name (case-insensitive), or None."""
+        lname = name.lower()
+        for key, value in self.response_headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    @property
+    def connect_s(self) -> float | None:
+        """TCP connect plus response headers / handshake, in seconds."""
+        return None if self.t_headers is None else self.t_headers - self.t_start
+
+    @property
+    def ttfe_s(self) -> float | None:
+        """Time from the start of the request to the first event, in seconds."""
+        return None if self.t_first_event is None else self.t_first_event - self.t_start
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.t_end is None else self.t_end - self.t_start
