@@ -97,6 +97,8 @@ class Recording:
     body: bytes | None = None
     """For a response that is not an event stream (a rejection), its body, bounded
     by ``Limits.max_body_bytes``."""
+    body_truncated: bool = False
+    """The rejection body was longer than ``Limits.max_body_bytes`` and was cut."""
     ws_extensions: list[str] = field(default_factory=list)
     close_code: int | None = None
     """WS: the close code the server sent (1006 when the connection dropped
@@ -134,7 +136,9 @@ class Recording:
     error_kind: str | None = None
     """None when the stream ended normally; else one of 'connect', 'timeout',
     'too_large', 'too_many', 'protocol' (a framing or HTTP error), 'closed'
-    (the connection dropped)."""
+    (the connection dropped), 'http' (the server answered without a stream:
+    a non-2xx or non-event-stream SSE response, a WS handshake refused with an
+    HTTP status; ``status``, ``response_headers`` and ``body`` hold the answer)."""
     error: str | None = None
     """What happened, in one sentence, when ``error_kind`` is set."""
 

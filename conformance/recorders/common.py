@@ -1,0 +1,76 @@
+"""Pieces both recorders share: JSON decoding of one event and the read budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.recording import Limits
+
+
+def parse_json(text: str | None) -> tuple[Any, str | None]:
+    """The JSON value of an event's text, or (None, a one-line parse error)."""
+    if text is None:
+        return None, "not UTF-8 text"
+    try:
+        return json.loads(text), None
+    except ValueError as exc:  # JSONDecodeError, and RecursionError-free input errors
+        return None, f"invalid JSON: {exc}"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+
+
+@dataclass
+class Budget:
+    """Turns :class:`Limits` into an absolute deadline for the next read.
+
+    Phases: ``head`` (waiting for the response head / handshake, bounded by
+    ``first_event``), ``first_event`` (from the head to the first event),
+    ``idle`` (each read after the first event), ``grace`` (after an end event or
+    a cancel, waiting for the server to end the stream, bounded by ``end_grace``),
+    all capped by ``total`` from the start.
+    """
+
+    limits: Limits
+    t_start: float
+    phase: str = "head"
+    _fixed: float | None = None
+
+    @property
+    def t_total(self) -> float:
+        return self.t_start + self.limits.total
+
+    def enter(self, phase: str, *, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        self.phase = phase
+        if phase == "head":
+            self._fixed = now + self.limits.first_event
+        elif phase == "first_event":
+            self._fixed = now + self.limits.first_event
+        elif phase == "grace":
+            self._fixed = now + self.limits.end_grace
+        else:  # idle: computed per read
+            self._fixed = None
+
+    def deadline(self, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        d = self._fixed if self._fixed is not None else now + self.limits.idle
+        return min(d, self.t_total)
+
+    def remaining(self, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        return max(0.0, self.deadline(now) - now)
+
+    def describe_timeout(self, now: float | None = None) -> str:
+        """One sentence saying which bound ran out."""
+        now = time.perf_counter() if now is None else now
+        if now >= self.t_total - 1e-3:
+            return f"the recording ran past limits.total={self.limits.total:g} s"
+        return {
+            "head": f"no response head within limits.first_event={self.limits.first_event:g} s",
+            "first_event": f"no event within limits.first_event={self.limits.first_event:g} s of the response head",
+            "idle": f"nothing received for limits.idle={self.limits.idle:g} s",
+            "grace": f"the server did not end the stream within limits.end_grace={self.limits.end_grace:g} s",
+        }.get(self.phase, "timed out")

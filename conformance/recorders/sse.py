@@ -1,0 +1,270 @@
+"""The SSE recorder: one GET with httpx, every byte counted, every read bounded.
+
+httpx talks to the backend through an httpcore connection pool whose network
+backend wraps each stream: the wrapper counts the bytes that cross the socket
+(:mod:`.wire`) and replaces httpcore's read timeout by the recorder's own
+deadline (:class:`.common.Budget`), so that the head, the first event, the gap
+between reads and the whole recording are each bounded without a watchdog
+thread. The body is split into lines and messages by :mod:`.sse_lines`.
+Synchronous on purpose: it runs as is in pytest and under gevent (Locust).
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpcore
+import httpx
+
+from conformance.recording import Limits, RecordedEvent, Recording
+
+from .common import Budget, parse_json
+from .sse_lines import LineSplitter, MessageAssembler, TooLarge
+from .wire import WireCounter
+
+
+class _CountingStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, counter: WireCounter, budget: Budget) -> None:
+        self._inner = inner
+        self._counter = counter
+        self._budget = budget
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        remaining = self._budget.remaining()
+        if remaining <= 0:
+            raise httpcore.ReadTimeout(self._budget.describe_timeout())
+        data = self._inner.read(max_bytes, remaining)
+        self._counter.on_received(data)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        remaining = max(0.001, self._budget.t_total - time.perf_counter())
+        if timeout is not None:
+            remaining = min(remaining, timeout)
+        self._inner.write(buffer, remaining)
+        self._counter.on_sent(buffer)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        # Over TLS the counts are of the plaintext stream, not of the TLS records.
+        inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return _CountingStream(inner, self._counter, self._budget)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _CountingBackend(httpcore.NetworkBackend):
+    def __init__(self, counter: WireCounter, budget: Budget) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._counter = counter
+        self._budget = budget
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        cap = max(0.001, self._budget.t_total - time.perf_counter())
+        timeout = cap if timeout is None else min(timeout, cap)
+        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        self._counter.connected()
+        return _CountingStream(inner, self._counter, self._budget)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not supported by the recorder")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's own transport (request/response mapping, exception mapping) over our pool."""
+
+    def __init__(self, pool: httpcore.ConnectionPool) -> None:  # noqa: D107 - no super().__init__: it would build a second pool
+        self._pool = pool
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    ctype = response.headers.get("content-type", "")
+    return 200 <= response.status_code < 300 and response.status_code != 204 and ctype.split(";")[0].strip().lower() == "text/event-stream"
+
+
+def _classify(exc: BaseException, *, got_head: bool) -> str:
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return "connect"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "disconnected" in text or "peer closed" in text or "incomplete" in text:
+            return "closed"
+        return "protocol"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        return "closed"
+    if isinstance(exc, OSError):
+        return "closed" if got_head else "connect"
+    return "protocol"
+
+
+def record_sse(
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    limits: Limits = Limits(),
+    close_after: int | None = None,
+    end_types: Iterable[str] = (),
+    last_event_id: str | None = None,
+) -> Recording:
+    """GET ``url`` as an EventSource would and record the stream.
+
+    Never raises for network or protocol trouble: ``error_kind``/``error`` say what
+    happened. ``close_after=N`` closes the response after N events (the client
+    leaves); after an event whose type is in ``end_types`` the recorder waits at
+    most ``limits.end_grace`` s for the server to end the response.
+    """
+    rec = Recording(transport="sse", url=url, params={str(k): str(v) for k, v in (params or {}).items()})
+    rec.wall_start = time.time()
+    rec.t_start = time.perf_counter()
+    budget = Budget(limits, rec.t_start)
+    budget.enter("head", now=rec.t_start)
+    counter = WireCounter()
+    end_set = frozenset(end_types)
+
+    req_headers: dict[str, str] = {"Accept": "text/event-stream"}
+    req_headers.update(headers or {})
+    if last_event_id is not None:
+        req_headers["Last-Event-ID"] = last_event_id
+
+    pool = httpcore.ConnectionPool(
+        ssl_context=ssl.create_default_context(),
+        max_connections=1,
+        retries=0,
+        network_backend=_CountingBackend(counter, budget),
+    )
+    timeout = httpx.Timeout(connect=limits.connect, read=limits.total, write=limits.total, pool=limits.connect)
+    got_head = False
+    try:
+        with httpx.Client(transport=_Transport(pool), timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            request = client.build_request("GET", url, params=rec.params or None, headers=req_headers)
+            rec.request_headers = dict(request.headers)
+            with client.send(request, stream=True) as response:
+                got_head = True
+                rec.t_headers = counter.received.t_head or time.perf_counter()
+                rec.status = response.status_code
+                rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+                if _is_event_stream(response):
+                    _read_events(response, rec, budget, limits, close_after, end_set)
+                else:
+                    _read_body(response, rec, budget, limits)
+    except TooLarge as exc:
+        rec.error_kind, rec.error = "too_large", str(exc)
+    except _TooMany as exc:
+        rec.error_kind, rec.error = "too_many", str(exc)
+    except httpx.TimeoutException as exc:
+        rec.error_kind = "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "timeout"
+        rec.error = f"connect timed out after limits.connect={limits.connect:g} s" if rec.error_kind == "connect" else budget.describe_timeout()
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        rec.error_kind = _classify(exc, got_head=got_head)
+        rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if rec.t_end is None:
+        rec.t_end = time.perf_counter()
+    rec.t_connected = counter.t_connected
+    rec.t_first_byte = counter.received.t_first_body
+    rec.bytes_sent = counter.bytes_sent
+    rec.bytes_received = counter.bytes_received
+    rec.head_bytes_sent = counter.sent.head or 0
+    rec.head_bytes_received = counter.received.head or 0
+    return rec
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _read_body(response: httpx.Response, rec: Recording, budget: Budget, limits: Limits) -> None:
+    """A response that is not an event stream: keep at most max_body_bytes of it."""
+    rec.error_kind = "http"
+    rec.error = f"HTTP {response.status_code} {response.headers.get('content-type', '(no content-type)')}: not an event stream"
+    budget.enter("idle")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        room = limits.max_body_bytes - len(body)
+        body += chunk[:room]
+        if len(chunk) > room:
+            rec.body_truncated = True
+            break
+    rec.body = bytes(body)
+    rec.t_end = time.perf_counter()
+
+
+def _read_events(
+    response: httpx.Response,
+    rec: Recording,
+    budget: Budget,
+    limits: Limits,
+    close_after: int | None,
+    end_types: frozenset[str],
+) -> None:
+    splitter = LineSplitter(limits.max_event_bytes)
+    assembler = MessageAssembler(limits.max_event_bytes)
+    budget.enter("first_event", now=rec.t_headers)
+
+    def take(lines: list, t_perf: float, t_wall: float) -> bool:
+        """Feed lines; True when the client is done (close_after reached)."""
+        for line in lines:
+            msg = assembler.feed_line(line)
+            if msg is None:
+                continue
+            if len(rec.events) >= limits.max_events:
+                raise _TooMany(f"more than limits.max_events={limits.max_events} events")
+            data, err = parse_json(msg.data)
+            event = RecordedEvent(
+                index=len(rec.events),
+                raw=msg.raw,
+                text=msg.data,
+                data=data,
+                parse_error=err,
+                t_perf=t_perf,
+                t_wall=t_wall,
+                sse_id=msg.id,
+                sse_event=msg.event,
+                sse_retry=msg.retry,
+                data_lines=msg.data_lines,
+            )
+            rec.events.append(event)
+            if rec.t_first_event is None:
+                rec.t_first_event = t_perf
+                budget.enter("idle")
+            if close_after is not None and len(rec.events) >= close_after:
+                return True
+            if event.type in end_types and budget.phase != "grace":
+                budget.enter("grace")
+        return False
+
+    try:
+        for chunk in response.iter_bytes():
+            if take(splitter.feed(chunk), time.perf_counter(), time.time()):
+                rec.client_closed = True
+                rec.t_end = time.perf_counter()
+                return  # leaving the with-block closes the response mid-stream
+        # end of the body: a held CR ends its line; an unterminated message is dropped
+        take(splitter.flush(), time.perf_counter(), time.time())
+        rec.t_end = time.perf_counter()
+    finally:
+        rec.comments = assembler.comments
+        rec.line_endings = set(assembler.endings)

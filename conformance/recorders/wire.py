@@ -1,0 +1,90 @@
+"""Bytes on the wire, counted where they cross the socket (sans-I/O).
+
+Both recorders feed every buffer they send or receive into a :class:`WireCounter`
+at the lowest layer they control (the httpcore network stream, the socket under
+websockets), so the counts are TCP payload: HTTP heads, chunked framing, WS
+handshake and frame headers included. The counter also finds where the HTTP
+head ends in each direction (the first blank line), which gives the head sizes
+and the moment the first body byte arrived, without trusting any parser above.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+_MAX_HEAD_SCAN = 1_048_576
+"""Stop looking for the end of a head after this many bytes: a peer that never
+ends its head is then reported by the HTTP layer, and this buffer stays small."""
+
+
+@dataclass
+class _Direction:
+    total: int = 0
+    head: int | None = None
+    """Size of the HTTP head (through the blank line), once it has been seen."""
+    t_head: float | None = None
+    """perf_counter when the end of the head arrived."""
+    t_first_body: float | None = None
+    """perf_counter when the first byte after the head arrived."""
+    _scan: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes, now: float) -> None:
+        if not data:
+            return
+        before = self.total
+        self.total += len(data)
+        if self.head is None:
+            if len(self._scan) < _MAX_HEAD_SCAN:
+                self._scan += data
+                end = head_end(bytes(self._scan))
+                if end is not None:
+                    self.head = end
+                    self.t_head = now
+                    self._scan = bytearray()
+                    if self.total > end:
+                        self.t_first_body = now
+        elif self.t_first_body is None and self.total > before:
+            self.t_first_body = now
+
+
+def head_end(buf: bytes) -> int | None:
+    """Offset just past the blank line that ends an HTTP head, or None.
+
+    Accepts CRLF (the standard) and bare LF (which lenient parsers such as h11
+    accept too), whichever ends first.
+    """
+    ends = []
+    i = buf.find(b"\r\n\r\n")
+    if i >= 0:
+        ends.append(i + 4)
+    j = buf.find(b"\n\n")
+    if j >= 0:
+        ends.append(j + 2)
+    return min(ends) if ends else None
+
+
+@dataclass
+class WireCounter:
+    """Counts bytes in each direction and notes the connection moments."""
+
+    sent: _Direction = field(default_factory=_Direction)
+    received: _Direction = field(default_factory=_Direction)
+    t_connected: float | None = None
+
+    def connected(self) -> None:
+        self.t_connected = time.perf_counter()
+
+    def on_sent(self, data: bytes) -> None:
+        self.sent.feed(data, time.perf_counter())
+
+    def on_received(self, data: bytes) -> None:
+        self.received.feed(data, time.perf_counter())
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.sent.total
+
+    @property
+    def bytes_received(self) -> int:
+        return self.received.total

@@ -1,0 +1,243 @@
+"""Gate rules: parsing and evaluation, as pure functions on text and dicts.
+
+Three kinds of rule, one grammar::
+
+    ws.ttfe.p95_ms <= 3000                          absolute
+    sse.delivery.p99_ms <= baseline * 1.15 + 2      relative to a baseline run
+    ws.delivery.p50_ms / sse.delivery.p50_ms <= 3   ratio within one run
+
+    rule     := value OP limit
+    value    := PATH | PATH "/" PATH
+    limit    := NUMBER | "baseline" ["*" NUMBER] [("+" | "-") NUMBER]
+    OP       := "<=" | ">=" | "<" | ">"
+
+``baseline`` is the rule's own left-hand side evaluated on the baseline summary,
+so a ratio can be held against a baseline ratio too. The ``+ NUMBER`` slack is a
+noise floor: 15 % of a 0.8 ms loopback latency is well inside scheduler jitter.
+
+A rules file is YAML: a list of rules under ``rules:`` (or a bare list); each item
+is a rule string or a mapping with ``rule`` and an optional ``why``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from reports.metrics import MetricError, resolve
+
+Kind = Literal["absolute", "baseline", "ratio"]
+
+
+class RuleError(ValueError):
+    """A rule or rules file that cannot be understood (bad input: exit 2)."""
+
+
+_PATH = r"[A-Za-z_][\w-]*(?:\.[\w-]+)+"
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_RULE = re.compile(
+    rf"^\s*(?P<num>{_PATH})\s*(?:/\s*(?P<den>{_PATH})\s*)?"
+    r"(?P<op><=|>=|<|>|==|!=|=)\s*(?P<rhs>.*?)\s*$"
+)
+_RHS_NUM = re.compile(rf"^(?P<n>{_NUM})$")
+_RHS_BASE = re.compile(
+    rf"^baseline(?:\s*\*\s*(?P<factor>{_NUM}))?(?:\s*(?P<sign>[+-])\s*(?P<offset>\d+(?:\.\d*)?|\.\d+))?$"
+)
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed rule. ``limit`` is set for absolute and ratio rules,
+    ``factor``/``offset`` for baseline rules."""
+
+    text: str
+    numerator: str
+    denominator: str | None
+    op: str
+    kind: Kind
+    limit: float | None = None
+    factor: float = 1.0
+    offset: float = 0.0
+    why: str = ""
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.numerator,) if self.denominator is None else (self.numerator, self.denominator)
+
+
+def parse_rule(text: str, why: str = "") -> Rule:
+    """Parse one rule; raise :class:`RuleError` saying what is wrong and what is expected."""
+    if not isinstance(text, str) or not text.strip():
+        raise RuleError(f"malformed rule {text!r}: empty")
+    m = _RULE.match(text)
+    if not m:
+        raise RuleError(
+            f"malformed rule {text!r}: expected 'METRIC OP LIMIT' or 'METRIC / METRIC OP LIMIT', "
+            "e.g. 'ws.ttfe.p95_ms <= 50' (OP is one of <=, >=, <, >; METRIC is TRANSPORT.METRIC.STAT)"
+        )
+    op = m["op"]
+    if op not in OPS:
+        raise RuleError(f"malformed rule {text!r}: operator {op!r} is not allowed; use <=, >=, < or >")
+    rhs = m["rhs"]
+    common = dict(text=text.strip(), numerator=m["num"], denominator=m["den"], op=op, why=why)
+    if (n := _RHS_NUM.match(rhs)):
+        limit = float(n["n"])
+        if not math.isfinite(limit):
+            raise RuleError(f"malformed rule {text!r}: the limit must be a finite number")
+        return Rule(kind="ratio" if m["den"] else "absolute", limit=limit, **common)
+    if (b := _RHS_BASE.match(rhs)):
+        factor = float(b["factor"]) if b["factor"] else 1.0
+        offset = float(b["offset"]) if b["offset"] else 0.0
+        if b["sign"] == "-":
+            offset = -offset
+        return Rule(kind="baseline", factor=factor, offset=offset, **common)
+    raise RuleError(
+        f"malformed rule {text!r}: limit {rhs!r} is neither a number nor "
+        "'baseline [* FACTOR] [+ SLACK]' (e.g. 'baseline * 1.15 + 2')"
+    )
+
+
+def parse_rules_document(doc: Any, source: str = "rules") -> list[Rule]:
+    """Rules from a parsed YAML document (a list, or a mapping with ``rules:``)."""
+    items = doc.get("rules") if isinstance(doc, Mapping) else doc
+    if isinstance(doc, Mapping) and "rules" not in doc:
+        raise RuleError(f"{source}: expected a 'rules:' list (found keys: {', '.join(map(str, doc))})")
+    if not isinstance(items, list) or not items:
+        raise RuleError(f"{source}: expected a non-empty list of rules under 'rules:'")
+    rules: list[Rule] = []
+    errors: list[str] = []
+    for i, item in enumerate(items, 1):
+        why = ""
+        if isinstance(item, Mapping):
+            why = str(item.get("why", "") or "")
+            item = item.get("rule")
+        if not isinstance(item, str):
+            errors.append(f"{source}: rule {i}: expected a string like 'ws.ttfe.p95_ms <= 50', got {item!r}")
+            continue
+        try:
+            rules.append(parse_rule(item, why))
+        except RuleError as exc:
+            errors.append(f"{source}: rule {i}: {exc}")
+    if errors:
+        raise RuleError("\n".join(errors))
+    return rules
+
+
+def parse_rules_text(text: str, source: str = "rules") -> list[Rule]:
+    """Rules from the text of a YAML rules file."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{source}: not valid YAML: {exc}") from None
+    return parse_rules_document(doc, source)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A rule held against one run: its value, its limit and the verdict."""
+
+    rule: Rule
+    value: float | None
+    limit: float | None
+    verdict: Literal["pass", "fail", "no data"]
+    value_detail: str = ""
+    """For a ratio: its operands, e.g. ``0.95 / 0.84``."""
+    limit_detail: str = ""
+    """For a baseline rule: how the limit was made, e.g. ``baseline 1.2 × 1.15``."""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "pass"
+
+
+def _value(rule: Rule, summary: Mapping[str, Any]) -> tuple[float | None, str]:
+    """The rule's left-hand side on ``summary`` (None if not measured or 0 denominator)."""
+    num = resolve(summary, rule.numerator)
+    if rule.denominator is None:
+        return num, ""
+    den = resolve(summary, rule.denominator)
+    detail = f"{fmt(num)} / {fmt(den)}"
+    if num is None or den is None or den == 0:
+        return None, detail
+    return num / den, detail
+
+
+def check(rules: list[Rule], current: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> None:
+    """Raise RuleError listing every rule that cannot be evaluated (unknown metric,
+    relative rule without a baseline), so bad input is reported all at once."""
+    errors: list[str] = []
+    for rule in rules:
+        for path in rule.paths:
+            try:
+                resolve(current, path)
+            except MetricError as exc:
+                errors.append(f"rule '{rule.text}': {exc}")
+        if rule.kind == "baseline":
+            if baseline is None:
+                errors.append(f"rule '{rule.text}' compares with a baseline: pass --baseline FILE")
+                continue
+            for path in rule.paths:
+                try:
+                    resolve(baseline, path)
+                except MetricError as exc:
+                    errors.append(f"rule '{rule.text}': in the baseline: {exc}")
+    if errors:
+        raise RuleError("\n".join(dict.fromkeys(errors)))
+
+
+def evaluate(rule: Rule, current: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> Outcome:
+    """Hold one rule against a run. A figure that was not measured fails the rule
+    ("no data"): a gate must not pass a run that produced nothing."""
+    value, detail = _value(rule, current)
+    if rule.kind == "baseline":
+        if baseline is None:
+            raise RuleError(f"rule '{rule.text}' compares with a baseline: pass --baseline FILE")
+        base, _ = _value(rule, baseline)
+        limit = None if base is None else base * rule.factor + rule.offset
+        parts = [f"baseline {fmt(base)}"]
+        if rule.factor != 1.0:
+            parts.append(f"× {fmt(rule.factor)}")
+        if rule.offset:
+            parts.append(f"{'+' if rule.offset > 0 else '−'} {fmt(abs(rule.offset))}")
+        limit_detail = " ".join(parts)
+    else:
+        limit, limit_detail = rule.limit, ""
+    if value is None or limit is None:
+        return Outcome(rule, value, limit, "no data", detail, limit_detail)
+    verdict = "pass" if OPS[rule.op](value, limit) else "fail"
+    return Outcome(rule, value, limit, verdict, detail, limit_detail)
+
+
+def evaluate_all(rules: list[Rule], current: Mapping[str, Any],
+                 baseline: Mapping[str, Any] | None = None) -> list[Outcome]:
+    """Check every rule first (bad input raises RuleError), then evaluate them all."""
+    check(rules, current, baseline)
+    return [evaluate(rule, current, baseline) for rule in rules]
+
+
+def fmt(value: float | None) -> str:
+    """A figure for a table: enough digits to compare, no more."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    a = abs(value)
+    if a == 0:
+        return "0"
+    if a >= 1000:
+        return f"{value:,.0f}"
+    if a >= 100:
+        return f"{value:.1f}"
+    if a >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+    return f"{value:.3g}"
