@@ -1,0 +1,129 @@
+"""The WebSocket binding [PROTOCOL 5]: frames, the closing handshake, cancel,
+permessage-deflate, and client messages that must be ignored."""
+
+import pytest
+
+from .suite import options_of, parity_divergence, stream_problems
+from .validate import finding
+
+
+def _ws(target):
+    return target.baseline()["ws"]
+
+
+def _handshake_ok(rec):
+    return rec.status == 101 and rec.error_kind != "connect"
+
+
+@pytest.mark.parametrize("rule_id", ["WS-HANDSHAKE"])
+def test_ws_handshake(rule_id, conformance_target, check):
+    items = [(finding(rule_id, f"handshake status {rec.status}" + (f": {rec.error}" if rec.error else "")), rec)
+             for rec in _ws(conformance_target) if not _handshake_ok(rec)]
+    check(rule_id, items, "ws")
+
+
+@pytest.mark.parametrize("rule_id", ["WS-TEXT-FRAMES"])
+def test_ws_text_frames(rule_id, conformance_target, check):
+    items = [(finding(rule_id, f"binary frame of {len(e.raw)} bytes", e.index), rec)
+             for rec in _ws(conformance_target) for e in rec.events if e.frame == "binary"]
+    check(rule_id, items, "ws")
+
+
+@pytest.mark.parametrize("rule_id", ["WS-JSON-FRAME"])
+def test_ws_json_frame(rule_id, conformance_target, check):
+    items = []
+    for rec in _ws(conformance_target):
+        for e in rec.events:
+            if e.frame != "text":
+                continue
+            if e.parse_error:
+                items.append((finding(rule_id, f"frame is not one JSON value: {e.parse_error}", e.index), rec))
+            elif not isinstance(e.data, dict):
+                items.append((finding(rule_id, f"frame holds JSON {type(e.data).__name__}, not an object", e.index), rec))
+    check(rule_id, items, "ws")
+
+
+@pytest.mark.parametrize("rule_id", ["WS-CLOSE-1000"])
+def test_ws_close_1000(rule_id, conformance_target, check):
+    expected = conformance_target.profile.transport("ws").get("close_normal", 1000)
+    items = [(finding(rule_id, f"closed with {rec.close_code} {rec.close_reason or ''}".strip()
+                      + (f" ({rec.error})" if rec.error else "")), rec)
+             for rec in _ws(conformance_target) if _handshake_ok(rec) and rec.close_code != expected]
+    check(rule_id, items, "ws")
+
+
+@pytest.mark.parametrize("rule_id", ["WS-CLOSE-FRAME"])
+def test_ws_close_frame(rule_id, conformance_target, check):
+    forbidden = set(conformance_target.profile.transport("ws").get("forbidden_close", [1006, 1011]))
+    items = []
+    for rec in _ws(conformance_target):
+        if not _handshake_ok(rec):
+            continue
+        if not rec.close_frame_received:
+            items.append((finding(rule_id, f"no close frame: the connection dropped ({rec.error or 'close code ' + str(rec.close_code)})"), rec))
+        elif rec.close_code in forbidden:
+            items.append((finding(rule_id, f"closed with {rec.close_code}"), rec))
+    check(rule_id, items, "ws")
+
+
+@pytest.mark.parametrize("rule_id", ["WS-CANCEL"])
+def test_ws_cancel(rule_id, conformance_target, check):
+    target = conformance_target
+    spec = target.profile.transport("ws").get("cancel")
+    if not spec:
+        pytest.skip("the profile defines no cancel message")
+    baseline = _ws(target)[0]
+    after = max(1, min(3, len(baseline.events) // 4))
+    params = target.request_params(target.profile.sample_questions[0])
+    rec = target.cached(("ws-cancel",), lambda: target.record("ws", params, cancel_after=after, cancel_message=spec["message"]))
+    options = options_of(cancel_after=after)
+    items = stream_problems(rule_id, rec, target.profile, "after cancel")
+    expect = spec["expect"]
+    last = target.profile.order["last"]
+    matches = [e for e in rec.events if isinstance(e.data, dict) and all(e.data.get(k) == v for k, v in expect.items())]
+    terminal = set(target.profile.order.get("terminal", []))
+    ended_by = next((e for e in rec.events if e.type in terminal), None)
+    if not matches:
+        late = ended_by is not None and rec.cancel_sent_at is not None and ended_by.t_perf - rec.cancel_sent_at < 0.05
+        if late and not items:
+            pytest.skip(f"the stream reached {ended_by.type!r} before the cancel could take effect")
+        seen = ended_by.data if ended_by is not None else "no terminal event"
+        items.append((finding(rule_id, f"no {expect} after the cancel; the stream ended with {seen}",
+                              ended_by.index if ended_by else None), rec))
+    elif rec.events[-1].type != last or rec.events.index(matches[0]) != len(rec.events) - 2:
+        items.append((finding(rule_id, f"{expect} must be followed directly by {last!r}", matches[0].index), rec))
+    normal = target.profile.transport("ws").get("close_normal", 1000)
+    if rec.close_code != normal:
+        items.append((finding(rule_id, f"closed with {rec.close_code} after the cancel, expected {normal}"), rec))
+    check(rule_id, items, "ws", options)
+
+
+
+@pytest.mark.parametrize("rule_id", ["WS-DEFLATE"])
+def test_ws_deflate(rule_id, conformance_target, check):
+    target = conformance_target
+    params = target.request_params(target.profile.sample_questions[0])
+    rec = target.cached(("ws-deflate",), lambda: target.record("ws", params, compression=True))
+    if _handshake_ok(rec) and not any("permessage-deflate" in x for x in rec.ws_extensions):
+        pytest.skip("the server did not negotiate permessage-deflate (optional)")
+    items = stream_problems(rule_id, rec, target.profile, "with permessage-deflate")
+    if not items:
+        mode, divergence = parity_divergence(target, _ws(target)[0], rec)
+        if divergence is not None:
+            items.append((finding(rule_id, f"differs from the uncompressed stream ({mode}): {divergence.describe()}",
+                                  divergence.index), rec))
+    check(rule_id, items, "ws", options_of(compression=True))
+
+
+@pytest.mark.parametrize("rule_id", ["WS-IGNORE-CLIENT-MESSAGES"])
+def test_ws_ignores_other_messages(rule_id, conformance_target, check):
+    target = conformance_target
+    params = target.request_params(target.profile.sample_questions[0])
+    message = {target.profile.type_field: "conformance-suite-hello", "note": "servers ignore unknown client messages"}
+    rec = target.cached(("ws-hello",), lambda: target.record("ws", params, cancel_after=1, cancel_message=message))
+    items = stream_problems(rule_id, rec, target.profile, "after an unknown client message")
+    if not items:
+        mode, divergence = parity_divergence(target, _ws(target)[0], rec)
+        if divergence is not None:
+            items.append((finding(rule_id, f"the stream changed ({mode}): {divergence.describe()}", divergence.index), rec))
+    check(rule_id, items, "ws")
