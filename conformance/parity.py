@@ -28,6 +28,24 @@ def _type(obj: Any, profile: Profile) -> str | None:
     return None
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values. Python's ``==`` says ``True == 1``, but JSON ``true``
+    and ``1`` differ; ``1`` and ``1.0`` are the same JSON number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+    if _number(a) and _number(b):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def field_differences(a: Any, b: Any, path: tuple[Any, ...] = (), limit: int = 5) -> list[tuple[str, Any, Any]]:
     """Up to ``limit`` (pointer, left value, right value) where two JSON values differ."""
     out: list[tuple[str, Any, Any]] = []
@@ -37,15 +55,15 @@ def field_differences(a: Any, b: Any, path: tuple[Any, ...] = (), limit: int = 5
                 break
             if key not in a or key not in b:
                 out.append((json_pointer(path + (key,)), a.get(key, "<absent>"), b.get(key, "<absent>")))
-            elif a[key] != b[key] or type(a[key]) is not type(b[key]):
+            elif not same_json(a[key], b[key]):
                 out += field_differences(a[key], b[key], path + (key,), limit - len(out))
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
             if len(out) >= limit:
                 break
-            if x != y:
+            if not same_json(x, y):
                 out += field_differences(x, y, path + (i,), limit - len(out))
-    elif a != b or type(a) is not type(b):
+    elif not same_json(a, b):
         out.append((json_pointer(path), a, b))
     return out
 
@@ -64,10 +82,10 @@ class Divergence:
     right_name: str = "ws"
 
     def describe(self) -> str:
-        lt = self.left_type or "<end of stream>"
-        rt = self.right_type or "<end of stream>"
+        lt = _label(self.left_type, self.index < self.left_count)
+        rt = _label(self.right_type, self.index < self.right_count)
         head = (
-            f"first divergence at event {self.index}: {self.left_name} has {lt!r}, {self.right_name} has {rt!r} "
+            f"first divergence at event {self.index}: {self.left_name} has {lt}, {self.right_name} has {rt} "
             f"({self.left_name}: {self.left_count} events, {self.right_name}: {self.right_count})"
         )
         lines = [head]
@@ -76,13 +94,21 @@ class Divergence:
         return "\n".join(lines)
 
 
+def _label(etype: str | None, present: bool) -> str:
+    """How one side reads at the divergence: its type, an event without a usable
+    type (did not parse), or the end of the stream."""
+    if not present:
+        return "<end of stream>"
+    return repr(etype) if etype is not None else "<event without a type>"
+
+
 def strict_divergence(left: list[Any], right: list[Any], profile: Profile, names: tuple[str, str] = ("sse", "ws")) -> Divergence | None:
     """None when both streams hold the same events once volatile fields are removed."""
     vol = profile.volatile
     for i in range(max(len(left), len(right))):
         a = strip_volatile(left[i], vol) if i < len(left) else None
         b = strip_volatile(right[i], vol) if i < len(right) else None
-        if i >= len(left) or i >= len(right) or a != b:
+        if i >= len(left) or i >= len(right) or not same_json(a, b):
             diffs = field_differences(a, b) if a is not None and b is not None else []
             return Divergence(i, _type(a, profile), _type(b, profile), diffs, len(left), len(right), *names)
     return None

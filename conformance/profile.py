@@ -27,7 +27,15 @@ class ProfileError(ValueError):
 
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
-_PARAMS = {"type": "object", "additionalProperties": {"type": ["string", "object"]}}
+# A parameter value: a string, or {repeat: s, times: n} for long values (a typo such
+# as `time:` would otherwise silently build a one-character value).
+_REPEAT = {
+    "type": "object",
+    "required": ["repeat", "times"],
+    "additionalProperties": False,
+    "properties": {"repeat": {"type": "string"}, "times": {"type": "integer", "minimum": 0}},
+}
+_PARAMS = {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, _REPEAT]}}
 _CASE = {
     "type": "object",
     "required": ["name"],
@@ -57,7 +65,7 @@ META_SCHEMA: dict[str, Any] = {
                 "first": {"type": "string"},
                 "last": {"type": "string"},
                 "exactly_once": _STR_LIST,
-                "exactly_one_of": {"type": "array", "items": _STR_LIST},
+                "exactly_one_of": {"type": "array", "items": {**_STR_LIST, "minItems": 1}},
                 "terminal": _STR_LIST,
                 "interrupts": _STR_LIST,
             },
@@ -318,7 +326,11 @@ def check_profile(raw: Any, source: str = "<profile>") -> list[str]:
     if "reject_event_type" in ws:
         known("transports.ws.reject_event_type", ws["reject_event_type"])
     if "cancel" in ws and raw["type_field"] in ws["cancel"]["expect"]:
-        known("transports.ws.cancel.expect", ws["cancel"]["expect"][raw["type_field"]])
+        expected = ws["cancel"]["expect"][raw["type_field"]]
+        if isinstance(expected, str):
+            known("transports.ws.cancel.expect", expected)
+        else:
+            problems.append(f"{source}: transports.ws.cancel.expect.{raw['type_field']}: must be a string, got {type(expected).__name__}")
     return problems
 
 

@@ -75,8 +75,10 @@ def resolve_pointer(doc: Any, pointer: str) -> Any:
 
 
 def short(value: Any, limit: int = 80) -> str:
-    """A value as compact JSON, cut to ``limit`` characters, for messages."""
-    text = json.dumps(value, ensure_ascii=False)
+    """A value as compact JSON, cut to ``limit`` characters, for messages. Never
+    raises: a value JSON cannot encode (the placeholder for an event that did not
+    parse) is shown by its repr."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
