@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from reports.gate import CI_RULES, GateInputError, read_json, run_gate, save_baseline
+from reports.gate import CI_RULES, GateInputError, load_rules, read_json, run_gate, save_baseline
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -57,9 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def _gate(args: argparse.Namespace) -> int:
     rules: list = []
     if args.rules:
-        from reports.gate import load_rules
-
-        rules += load_rules(CI_RULES if args.rules == "ci" else args.rules)
+        rules += load_rules(args.rules)
     rules += args.rule
     if not rules and not args.save_baseline:
         raise GateInputError("no rules: pass --rules FILE and/or --rule RULE (or only --save-baseline FILE)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class GateResult:
     outcomes: list[Outcome]
     current: str = ""
     baseline: str | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -51,6 +50,14 @@ class GateResult:
             verdict = {"pass": "PASS", "fail": "FAIL", "no data": "FAIL (no data)"}[o.verdict]
             out.append((o.rule.text, value, limit, verdict))
         return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdicts as JSON-ready data (for a main job that records them)."""
+        return {
+            "ok": self.ok, "current": self.current, "baseline": self.baseline,
+            "rules": [{"rule": o.rule.text, "kind": o.rule.kind, "why": o.rule.why, "value": o.value,
+                       "limit": o.limit, "verdict": o.verdict} for o in self.outcomes],
+        }
 
     def summary_line(self) -> str:
         n, bad = len(self.outcomes), len(self.failed)
@@ -110,9 +117,9 @@ def read_json(path: str | Path, what: str) -> dict[str, Any]:
 
 
 def load_rules(rules: str | Path | Sequence[str | Rule]) -> list[Rule]:
-    """Rules from a YAML file (a path) or from a list of rule strings."""
+    """Rules from a YAML file (a path; ``"ci"`` names the packaged CI rules) or a list of rule strings."""
     if isinstance(rules, (str, Path)):
-        p = Path(rules)
+        p = CI_RULES if str(rules) == "ci" and not Path("ci").exists() else Path(rules)
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:

@@ -67,26 +67,25 @@ def resolve(summary: Mapping[str, Any], path: str) -> float | None:
             f"(transports: {_keys(transports)})"
         )
     node = transports[transport]
-    found, value, depth = _walk(node.get("metrics") if isinstance(node, Mapping) else None, keys)
+    metrics = node.get("metrics") if isinstance(node, Mapping) else None
+    found, value, depth = _walk(metrics, keys)
     if not found:
-        found2, value2, depth2 = _walk(node, keys)
-        if found2:
-            found, value = True, value2
-        elif depth == 0 and depth2 == 0:
-            choices = sorted(set(_keys(node.get("metrics") if isinstance(node, Mapping) else {}).split(", "))
-                             | set(_keys(node).split(", ")) - {"metrics", "(none)"})
-            raise MetricError(
-                f"unknown metric {path!r}: {transport} has no {keys[0]!r} "
-                f"(known: {', '.join(choices)})"
-            )
-        else:
-            # Report the deeper of the two partial matches: that is what the user meant.
-            base, at = (node.get("metrics"), depth) if depth >= depth2 else (node, depth2)
+        found, value, depth2 = _walk(node, keys)
+        if not found:
+            if depth == 0 and depth2 == 0:
+                known = (set(metrics) if isinstance(metrics, Mapping) else set()) | (
+                    set(node) if isinstance(node, Mapping) else set())
+                known.discard("metrics")
+                raise MetricError(
+                    f"unknown metric {path!r}: {transport} has no {keys[0]!r} "
+                    f"(known: {', '.join(sorted(map(str, known))) or '(none)'})"
+                )
+            # Name the deeper of the two partial matches: that is what the user meant.
+            base, at = (metrics, depth) if depth >= depth2 else (node, depth2)
             _, parent, _ = _walk(base, keys[:at])
-            where = ".".join([transport, *keys[:at]])
             raise MetricError(
-                f"unknown metric {path!r}: {where} has no {keys[at]!r} "
-                f"(known: {_keys(parent)})"
+                f"unknown metric {path!r}: {'.'.join([transport, *keys[:at]])} has no "
+                f"{keys[at]!r} (known: {_keys(parent)})"
             )
     if value is None:
         return None

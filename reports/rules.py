@@ -234,6 +234,8 @@ def fmt(value: float | None) -> str:
     a = abs(value)
     if a == 0:
         return "0"
+    if float(value).is_integer() and a < 1e15:
+        return f"{value:,.0f}"
     if a >= 1000:
         return f"{value:,.0f}"
     if a >= 100:

@@ -1,0 +1,142 @@
+"""The seed's claims about SSE and WebSocket, held against measured figures.
+
+The seed document claimed, for the same agent stream:
+
+* latency ~200 ms over SSE against ~50 ms over WebSocket;
+* 25 KB against 600 bytes per 100 messages;
+* ~250 against ~6 bytes of overhead per message;
+* 10-12 s against 5-7 s for 100 events.
+
+Each claim says SSE is some number of times worse than WebSocket. Absolute
+figures depend on the backend and the network, the ratio is what a claim about
+the transport really says, so the verdict is on the ratio SSE / WS:
+
+* **confirmed**: at least half the claimed advantage was measured,
+  ``measured − 1 >= (claimed − 1) / 2`` (for a 4x claim: at least 2.5x);
+* **contradicted**: WebSocket measured worse than SSE by more than 10 %
+  (``measured < 1 / 1.1``);
+* **not confirmed**: anything between (including no difference at all);
+* **not measured**: a figure is missing (no ``ts`` on events, a transport absent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from reports.metrics import get
+from reports.rules import fmt
+
+CONFIRM_SHARE = 0.5
+CONTRADICT_RATIO = 1 / 1.1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim, the figures measured for it, and the verdict in plain words."""
+
+    id: str
+    claim: str
+    figure: str
+    """What was measured for it, in words (short)."""
+    method: str
+    """How that figure was obtained."""
+    unit: str
+    sse_claimed: float
+    ws_claimed: float
+    sse_measured: float | None
+    ws_measured: float | None
+    verdict: str
+    text: str
+
+    @property
+    def claimed_ratio(self) -> float:
+        return self.sse_claimed / self.ws_claimed
+
+    @property
+    def measured_ratio(self) -> float | None:
+        if self.sse_measured is None or self.ws_measured is None or self.ws_measured == 0:
+            return None
+        return self.sse_measured / self.ws_measured
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["claimed_ratio"] = self.claimed_ratio
+        d["measured_ratio"] = self.measured_ratio
+        return d
+
+
+def verdict(claimed_ratio: float, measured_ratio: float | None) -> str:
+    """confirmed / not confirmed / contradicted / not measured (see module doc)."""
+    if measured_ratio is None:
+        return "not measured"
+    if measured_ratio - 1 >= (claimed_ratio - 1) * CONFIRM_SHARE:
+        return "confirmed"
+    if measured_ratio < CONTRADICT_RATIO:
+        return "contradicted"
+    return "not confirmed"
+
+
+def _ratio_words(r: float) -> str:
+    return f"{fmt(round(r, 2))}x" if r < 10 else f"{r:.0f}x"
+
+
+def _claim(id_: str, claim: str, figure: str, method: str, unit: str, sse_c: float, ws_c: float,
+           sse_m: float | None, ws_m: float | None, missing: str = "") -> Claim:
+    c = Claim(id_, claim, figure, method, unit, sse_c, ws_c, sse_m, ws_m, "", "")
+    v = verdict(c.claimed_ratio, c.measured_ratio)
+    if v == "not measured":
+        text = f"not measured: {missing or 'a figure is missing from the run'}"
+    else:
+        text = (f"{v}: measured SSE {figure} {fmt(sse_m)} {unit} vs WS {fmt(ws_m)} {unit} "
+                f"(ratio {_ratio_words(c.measured_ratio)}, claim was {_ratio_words(c.claimed_ratio)})")
+    return Claim(id_, claim, figure, method, unit, sse_c, ws_c, sse_m, ws_m, v, text)
+
+
+def evaluate_claims(summary: Mapping[str, Any]) -> list[Claim]:
+    """The four claims against a summary whose ``transports`` hold ``sse`` and ``ws``
+    (and, for the duration claim, ``derived.duration_per_100_events_ms``)."""
+    def g(path: str) -> float | None:
+        return get(summary, path)
+
+    shared = (summary.get("clock") or {}).get("shared", True)
+    sse_lat, ws_lat = g("sse.delivery.p50_ms"), g("ws.delivery.p50_ms")
+    lat_missing = "no event carried `ts`, so there is no delivery latency"
+    if shared is False:
+        sse_lat = ws_lat = None
+        lat_missing = "client and server do not share a clock, so delivery latency is not valid"
+
+    absent = [name for t, name in (("sse", "SSE"), ("ws", "WebSocket")) if not g(f"{t}.streams")]
+    if absent:
+        gone = f"no {' or '.join(absent)} stream was measured"
+        return [_claim(c.id, c.claim, c.figure, c.method, c.unit, c.sse_claimed, c.ws_claimed, None, None, gone)
+                for c in _claims(g, None, None, "")]
+    return _claims(g, sse_lat, ws_lat, lat_missing)
+
+
+def _claims(g: Callable[[str], float | None], sse_lat: float | None, ws_lat: float | None,
+            lat_missing: str) -> list[Claim]:
+    def per100(t: str) -> float | None:
+        v = g(f"{t}.derived.duration_per_100_events_ms")
+        return v / 1000.0 if v is not None else None
+
+    def wire100(t: str) -> float | None:
+        v = g(f"{t}.bytes.per_event.wire")
+        return v * 100.0 if v is not None else None
+
+    return [
+        _claim("latency", "latency ~200 ms over SSE against ~50 ms over WebSocket",
+               "p50 delivery", "p50 of (arrival wall clock − event ts) over all events", "ms",
+               200.0, 50.0, sse_lat, ws_lat, lat_missing),
+        _claim("bytes-per-100", "25 KB against 600 bytes per 100 messages",
+               "wire bytes per 100 events", "wire bytes per event × 100 (response head / handshake excluded)",
+               "B", 25_000.0, 600.0, wire100("sse"), wire100("ws"), "wire bytes per event missing"),
+        _claim("overhead", "~250 against ~6 bytes of overhead per message",
+               "framing per event", "wire bytes per event − payload bytes per event", "B", 250.0, 6.0,
+               g("sse.bytes.per_event.framing"), g("ws.bytes.per_event.framing"),
+               "framing bytes per event missing"),
+        _claim("duration-100", "10-12 s against 5-7 s for 100 events",
+               "duration per 100 events", "p50 stream duration × 100 / p50 events per stream", "s",
+               11.0, 6.0, per100("sse"), per100("ws"), "stream duration or events per stream missing"),
+    ]

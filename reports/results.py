@@ -1,0 +1,204 @@
+"""Reading results directories (``agentstream-results/1``, docs/results-format.md).
+
+The only module of the report that reads a results directory: everything after
+it works on the plain :class:`Run` objects. A broken directory raises
+:class:`ReportInputError` with a message for the user.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RESULTS_FORMAT = "agentstream-results/1"
+CONFORMANCE_FORMAT = "agentstream-conformance/1"
+
+
+class ReportInputError(ValueError):
+    """A results directory or conformance file the report cannot use (bad input)."""
+
+
+@dataclass
+class Histogram:
+    """A decoded HdrHistogram: distinct values (milliseconds) and their counts."""
+
+    values_ms: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def cdf(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, fraction of values <= each value), for a step plot."""
+        cum = np.cumsum(self.counts)
+        return self.values_ms, cum / cum[-1]
+
+
+@dataclass
+class Run:
+    """One results directory, read."""
+
+    path: Path
+    summary: dict[str, Any]
+    levels: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    timeline: pd.DataFrame | None = None
+    histograms: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.path.name or str(self.path)
+
+    @property
+    def users(self) -> int | None:
+        users = (self.summary.get("config") or {}).get("users")
+        return users if isinstance(users, int) else None
+
+    def transports(self) -> list[str]:
+        """Transports that ran at least one stream in this run."""
+        out = []
+        for name, t in (self.summary.get("transports") or {}).items():
+            if isinstance(t, dict) and (t.get("streams") or 0) > 0:
+                out.append(name)
+        return out
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportInputError(f"{what}: {path} does not exist") from None
+    except OSError as exc:
+        raise ReportInputError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportInputError(f"{what}: {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{what}: {path} must hold a JSON object")
+    return data
+
+
+def check_summary(summary: dict[str, Any], where: str) -> None:
+    """Raise unless ``summary`` looks like an ``agentstream-results/1`` summary."""
+    fmt = summary.get("format")
+    if fmt != RESULTS_FORMAT:
+        raise ReportInputError(f"{where}: format is {fmt!r}, expected {RESULTS_FORMAT!r}")
+    transports = summary.get("transports")
+    if not isinstance(transports, dict) or not transports:
+        raise ReportInputError(f"{where}: no 'transports' section: the load run recorded nothing")
+    for name, t in transports.items():
+        if not isinstance(t, dict):
+            raise ReportInputError(f"{where}: transports.{name} must be an object")
+
+
+def decode_histogram(encoded: str | bytes) -> Histogram:
+    """Values in microseconds (as recorded) to milliseconds, with their counts."""
+    from hdrh.histogram import HdrHistogram
+
+    if isinstance(encoded, str):
+        encoded = encoded.strip().encode("ascii")
+    h = HdrHistogram.decode(encoded)
+    pairs = [(it.value_iterated_to, it.count_at_value_iterated_to) for it in h.get_recorded_iterator()]
+    if not pairs:
+        return Histogram(np.array([]), np.array([]))
+    values, counts = zip(*pairs)
+    return Histogram(np.asarray(values, dtype=float) / 1000.0, np.asarray(counts, dtype=np.int64))
+
+
+TIME_METRICS = ("connect", "ttfe", "gap", "delivery", "duration")
+"""The histograms recorded in microseconds (the others hold counts and rates)."""
+
+
+def _histograms(root: Path, summary: dict[str, Any], warnings: list[str]) -> dict[tuple[str, str], Histogram]:
+    """Time histograms named in the summary, plus any ``histograms/T.M.hdr`` it does not name."""
+    files: dict[tuple[str, str], Path] = {}
+    for transport, metrics in (summary.get("histograms") or {}).items():
+        if isinstance(metrics, dict):
+            for metric, rel in metrics.items():
+                if isinstance(rel, str) and metric in TIME_METRICS:
+                    files[(transport, metric)] = root / rel
+    hdir = root / "histograms"
+    if hdir.is_dir():
+        for f in sorted(hdir.glob("*.hdr")):
+            parts = f.name[: -len(".hdr")].split(".", 1)
+            if len(parts) == 2 and parts[1] in TIME_METRICS:
+                files.setdefault((parts[0], parts[1]), f)
+    out: dict[tuple[str, str], Histogram] = {}
+    for key, f in files.items():
+        try:
+            h = decode_histogram(f.read_text(encoding="ascii"))
+        except FileNotFoundError:
+            warnings.append(f"histogram {f} named in summary.json is missing")
+            continue
+        except Exception as exc:  # a corrupt histogram costs one plot, not the report
+            warnings.append(f"histogram {f} could not be decoded ({type(exc).__name__}: {exc})")
+            continue
+        if h.total:
+            out[key] = h
+    return out
+
+
+def _timeline(root: Path, warnings: list[str]) -> pd.DataFrame | None:
+    f = root / "timeline.csv"
+    if not f.exists():
+        return None
+    try:
+        df = pd.read_csv(f)
+    except Exception as exc:
+        warnings.append(f"{f} could not be read ({type(exc).__name__}: {exc})")
+        return None
+    missing = {"t_s", "transport", "events"} - set(df.columns)
+    if missing:
+        warnings.append(f"{f} lacks columns {sorted(missing)}")
+        return None
+    return df
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a results directory (or the path of its summary.json)."""
+    p = Path(path)
+    if p.is_file():
+        p = p.parent
+    if not p.is_dir():
+        raise ReportInputError(f"results directory {str(path)!r} does not exist")
+    summary = _read_json(p / "summary.json", f"results directory {str(path)!r}")
+    check_summary(summary, str(p / "summary.json"))
+    warnings: list[str] = []
+    levels: list[tuple[int, dict[str, Any]]] = []
+    for entry in summary.get("levels") or []:
+        try:
+            users = int(entry["users"])
+            level = _read_json(p / entry["dir"] / "summary.json", f"level {users}")
+            check_summary(level, str(p / entry["dir"] / "summary.json"))
+        except (KeyError, TypeError, ValueError) as exc:
+            warnings.append(f"level {entry!r} skipped: {exc}")
+            continue
+        levels.append((users, level))
+    levels.sort(key=lambda x: x[0])
+    return Run(p, summary, levels, _timeline(p, warnings), _histograms(p, summary, warnings), warnings)
+
+
+def load_conformance(path: str | Path) -> dict[str, Any]:
+    """A conformance report JSON (``agentstream-conformance/1``)."""
+    data = _read_json(Path(path), "conformance report")
+    if data.get("format") != CONFORMANCE_FORMAT:
+        raise ReportInputError(
+            f"conformance report {path}: format is {data.get('format')!r}, expected {CONFORMANCE_FORMAT!r}"
+        )
+    if not isinstance(data.get("rules"), list):
+        raise ReportInputError(f"conformance report {path}: no 'rules' list")
+    return data
+
+
+def finite(x: Any) -> float | None:
+    """A float, or None for anything that is not a finite number."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,309 @@
+"""The comparison report: built from a results directory recorded by a real short
+load run against the reference server, plus small hand-written directories for
+what a short run cannot show (a concurrency sweep, separate SSE and WS runs)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from reports.claims import evaluate_claims, verdict
+from reports.compare import ReportInputError, build_report
+from reports.gate import CI_RULES, run_gate
+from reports.plots import is_png
+from reports.rules import fmt
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_SECONDS = 4
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+# ---- a real short run ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def real_results(reference_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results directory written by ``python -m load``: 2 users (one SSE, one WS)
+    for a few seconds against the session's reference server."""
+    out = tmp_path_factory.mktemp("load") / "results"
+    cmd = [sys.executable, "-m", "load", "--host", reference_url, "--headless", "-u", "2", "-r", "2",
+           "-t", f"{RUN_SECONDS}s", "--results-dir", str(out), "--only-summary", "--loglevel", "WARNING"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert (out / "summary.json").exists(), f"load run wrote no results:\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_report(real_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    conf = out / "conformance.json"
+    conf.write_text(json.dumps(CONFORMANCE))
+    env = _env()
+    proc = subprocess.run([sys.executable, "-m", "reports", "compare", str(real_results), "-o", str(out),
+                           "--conformance", str(conf)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert str(out / "report.html") in proc.stdout
+    return out
+
+
+CONFORMANCE = {
+    "format": "agentstream-conformance/1", "backend": "http://127.0.0.1:8000",
+    "profile": {"name": "agent-stream/1", "path": "conformance/profiles/agent-stream-1.yaml"},
+    "versions": {"python": "3.11"}, "started_at": "2026-11-24T06:00:00Z", "duration_s": 12.3,
+    "rules": [
+        {"id": "ORDER-SEQ", "level": "MUST", "verdict": "pass", "transport": "both", "message": "",
+         "duration_s": 0.01, "nodeid": "a"},
+        {"id": "SSE-NO-BUFFERING", "level": "MUST", "verdict": "fail", "transport": "sse",
+         "message": "all 100 events arrived after the last ts", "duration_s": 1.0, "nodeid": "b"},
+        {"id": "SSE-X-ACCEL", "level": "SHOULD", "verdict": "warn", "transport": "sse",
+         "message": "no X-Accel-Buffering: no", "duration_s": 0.1, "nodeid": "c"},
+    ],
+    "totals": {"pass": 1, "fail": 1, "warn": 1, "skip": 0},
+}
+
+
+def test_report_files_exist(real_report: Path) -> None:
+    for name in ("report.md", "report.html", "summary.json"):
+        assert (real_report / name).stat().st_size > 0, name
+    summary = json.loads((real_report / "summary.json").read_text())
+    assert summary["format"] == "agentstream-report/1"
+    assert set(summary["transports"]) == {"sse", "ws"}
+    assert {"plots/latency_cdf.png", "plots/bytes_per_event.png", "plots/throughput.png"} <= set(summary["plots"])
+
+
+def test_tables_carry_the_measured_figures(real_results: Path, real_report: Path) -> None:
+    measured = json.loads((real_results / "summary.json").read_text())["transports"]
+    md = (real_report / "report.md").read_text()
+    page = (real_report / "report.html").read_text()
+    for label, key in (("time to first event", "ttfe"), ("delivery latency", "delivery"),
+                       ("connect", "connect"), ("inter-event gap (not a latency)", "gap")):
+        for p in ("p50", "p95", "p99"):
+            sse = measured["sse"]["metrics"][key][f"{p}_ms"]
+            ws = measured["ws"]["metrics"][key][f"{p}_ms"]
+            assert sse is not None and ws is not None, (key, p)
+            assert f"| {label} | {p} | {fmt(sse)} | {fmt(ws)} |" in md, (label, p)
+            assert f"<td>{label}</td><td>{p}</td><td class=\"num\">{fmt(sse)}</td>" in page
+    for t in ("sse", "ws"):
+        assert measured[t]["streams"] > 0 and measured[t]["events"] > 0
+        framing = measured[t]["bytes"]["per_event"]["framing"]
+        assert framing is not None and framing > 0
+    row = (f"| framing bytes per event | B | {fmt(measured['sse']['bytes']['per_event']['framing'])} | "
+           f"{fmt(measured['ws']['bytes']['per_event']['framing'])} |")
+    assert row in md
+    # The report's summary.json keeps the measured figures, for the gate.
+    summary = json.loads((real_report / "summary.json").read_text())
+    assert summary["transports"]["ws"]["metrics"]["ttfe"] == measured["ws"]["metrics"]["ttfe"]
+
+
+def test_claims_use_measured_figures(real_results: Path, real_report: Path) -> None:
+    measured = json.loads((real_results / "summary.json").read_text())["transports"]
+    claims = {c["id"]: c for c in json.loads((real_report / "summary.json").read_text())["claims"]}
+    assert set(claims) == {"latency", "bytes-per-100", "overhead", "duration-100"}
+    assert claims["latency"]["sse_measured"] == measured["sse"]["metrics"]["delivery"]["p50_ms"]
+    assert claims["overhead"]["ws_measured"] == measured["ws"]["bytes"]["per_event"]["framing"]
+    assert claims["bytes-per-100"]["sse_measured"] == pytest.approx(measured["sse"]["bytes"]["per_event"]["wire"] * 100)
+    for c in claims.values():
+        assert c["verdict"] in {"confirmed", "not confirmed", "contradicted"}, c
+        assert c["text"].startswith(c["verdict"] + ": measured SSE ")
+    md = (real_report / "report.md").read_text()
+    assert claims["latency"]["text"] in md
+
+
+def test_plots_are_valid_images(real_report: Path) -> None:
+    page = (real_report / "report.html").read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    files = sorted((real_report / "plots").glob("*.png"))
+    assert len(files) >= 3 and len(embedded) == len(files)
+    for f in files:
+        data = f.read_bytes()
+        assert is_png(data), f
+        img = matplotlib.image.imread(io.BytesIO(data), format="png")
+        assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300, (f, img.shape)
+        assert img.std() > 0.01, f"{f} is blank"
+        assert base64.b64encode(data).decode() in embedded, f"{f} is not embedded in report.html"
+
+
+def test_html_is_self_contained(real_report: Path) -> None:
+    page = (real_report / "report.html").read_text()
+    assert "<style>" in page
+    for needle in ("<link", "<script", "src=\"http", "src='http", "href=", "@import", "url("):
+        assert needle not in page, needle
+    assert 'src="plots/' not in page
+
+
+def test_conformance_table(real_report: Path) -> None:
+    md = (real_report / "report.md").read_text()
+    assert "## Conformance" in md
+    assert "| SSE-NO-BUFFERING | MUST | fail |  |  | fail | 1 fail | all 100 events arrived after the last ts |" in md
+    assert "| ORDER-SEQ | MUST |  |  | pass | pass | 1 pass |  |" in md
+    assert "1 pass, 1 fail, 1 warn, 0 skip" in md
+    # Failures first.
+    assert md.index("SSE-NO-BUFFERING") < md.index("SSE-X-ACCEL") < md.index("| ORDER-SEQ |")
+    summary = json.loads((real_report / "summary.json").read_text())
+    assert summary["conformance"]["failed"] == ["SSE-NO-BUFFERING"]
+
+
+def test_definitions_are_formulas(real_report: Path) -> None:
+    md = (real_report / "report.md").read_text()
+    defs = md[md.index("## Definitions"):]
+    assert "| inter-event gap | t(event i received) − t(event i−1 received), i ≥ 1 |" in defs
+    assert "| delivery latency | wall clock at arrival of event i − ts of event i |" in defs
+    assert "framing bytes per event | wire bytes per event − payload bytes per event" in defs
+
+
+def test_ci_rules_hold_on_a_real_run(real_report: Path) -> None:
+    """The committed CI rules pass on a healthy run of the reference server."""
+    result = run_gate(real_report / "summary.json", CI_RULES)
+    assert result.ok, result.table()
+
+
+# ---- hand-written results directories ------------------------------------------------
+
+def _stats(values: list[float], suffix: str = "_ms") -> dict:
+    v = sorted(values)
+
+    def q(f: float) -> float:
+        return v[min(len(v) - 1, int(f * len(v)))]
+    return {"count": len(v), f"min{suffix}": v[0], f"mean{suffix}": sum(v) / len(v), f"p50{suffix}": q(.5),
+            f"p90{suffix}": q(.9), f"p95{suffix}": q(.95), f"p99{suffix}": q(.99), f"p99_9{suffix}": q(.999),
+            f"max{suffix}": v[-1]}
+
+
+def write_results_dir(root: Path, users: int = 2, transports: tuple[str, ...] = ("sse", "ws"),
+                      latency_ms: float = 1.0, levels: tuple[int, ...] = ()) -> Path:
+    """A small results directory in the documented format (docs/results-format.md)."""
+    (root / "histograms").mkdir(parents=True, exist_ok=True)
+    body, hists = {}, {}
+    for i, t in enumerate(transports):
+        lat = latency_ms * (1.5 if t == "sse" else 1.0) * (1 + users / 10)
+        data = {"connect": [0.5 + k / 10 for k in range(5)], "ttfe": [lat * 3 + k for k in range(5)],
+                "delivery": [lat * (1 + k / 50) for k in range(100)], "gap": [10 + k % 7 for k in range(95)],
+                "duration": [1000.0 + k for k in range(5)]}
+        metrics = {k: _stats(v) for k, v in data.items()}
+        metrics["events_per_stream"] = _stats([20.0] * 5, "")
+        metrics["events_per_s"] = _stats([20.0] * 5, "")
+        hists[t] = {}
+        for k, v in data.items():
+            h = HdrHistogram(1, 3_600_000_000, 3)
+            for x in v:
+                h.record_value(int(x * 1000))
+            (root / "histograms" / f"{t}.{k}.hdr").write_text(h.encode().decode() + "\n")
+            hists[t][k] = f"histograms/{t}.{k}.hdr"
+        framing = 20.0 if t == "sse" else 2.0
+        body[t] = {"streams": 5, "events": 100, "metrics": metrics,
+                   "bytes": {"wire_in": 5 * 200 + 100 * (150 + framing), "wire_out": 5 * 300, "payload": 15000,
+                             "head_in": 1000, "head_out": 1500,
+                             "per_stream": {"wire_in": 200 + 20 * (150 + framing), "wire_out": 300.0,
+                                            "payload": 3000.0, "head_in": 200.0, "head_out": 300.0},
+                             "per_event": {"wire": 150 + framing, "payload": 150.0, "framing": framing},
+                             "framing_overhead_pct": 100 * framing / 150},
+                   "errors": {"connect": 0, "timeout": 0, "protocol": 0, "rules": {}}}
+    summary = {"format": "agentstream-results/1",
+               "config": {"host": "http://127.0.0.1:8000", "users": users, "pace_s": 0.0,
+                          "user_classes": ["SSEUser", "WSUser"]},
+               "versions": {"python": "3.11"}, "started_at": "2026-11-24T06:00:00Z", "duration_s": 5.0,
+               "clock": {"shared": True}, "cpu": {"max_percent": 50.0, "saturated": False, "warning": None},
+               "transports": body, "histograms": hists, "levels": []}
+    for n in levels:
+        write_results_dir(root / "levels" / str(n), users=n, transports=transports, latency_ms=latency_ms)
+        summary["levels"].append({"users": n, "dir": f"levels/{n}"})
+    with open(root / "timeline.csv", "w") as f:
+        f.write("t_s,transport,streams,events\n")
+        for s in range(5):
+            for t in transports:
+                f.write(f"{s},{t},1,{20 + s}\n")
+    (root / "summary.json").write_text(json.dumps(summary))
+    return root
+
+
+def test_sweep_plot_from_levels(tmp_path: Path) -> None:
+    res = write_results_dir(tmp_path / "step", levels=(1, 5, 10))
+    build_report([res], tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "plots/p95_vs_users.png" in summary["plots"]
+    assert is_png((tmp_path / "out" / "plots" / "p95_vs_users.png").read_bytes())
+    sweep = {(r["users"], r["transport"]): r for r in summary["sweep"]}
+    assert set(sweep) == {(u, t) for u in (1, 5, 10) for t in ("sse", "ws")}
+    # p95 of the 100 delivery values written for level 10, SSE: 1.5 * 2 * (1 + 95/50)
+    assert sweep[(10, "sse")]["delivery_p95_ms"] == pytest.approx(1.5 * 2 * (1 + 95 / 50))
+    assert "### Concurrency sweep" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_no_sweep_no_sweep_plot(tmp_path: Path) -> None:
+    build_report([write_results_dir(tmp_path / "r")], tmp_path / "out")
+    assert not (tmp_path / "out" / "plots" / "p95_vs_users.png").exists()
+    assert "No concurrency sweep" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_separate_sse_and_ws_runs_are_compared(tmp_path: Path) -> None:
+    sse = write_results_dir(tmp_path / "sse-only", transports=("sse",), latency_ms=2.0)
+    ws = write_results_dir(tmp_path / "ws-only", transports=("ws",), latency_ms=1.0)
+    build_report([sse, ws], tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["sources"] == {"sse": str(sse), "ws": str(ws)}
+    claims = {c["id"]: c for c in summary["claims"]}
+    # SSE written at 2 ms * 1.5 * 1.2, WS at 1 ms * 1.2 (p50 of the 100 values: index 50).
+    assert claims["latency"]["measured_ratio"] == pytest.approx(3.0)
+    assert claims["overhead"]["sse_measured"] == 20.0 and claims["overhead"]["ws_measured"] == 2.0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Every run" in md
+    assert "| setting | sse-only | ws-only |" in md
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportInputError, match="does not exist"):
+        build_report([tmp_path / "nope"], tmp_path / "out")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "summary.json").write_text('{"format": "other/1"}')
+    with pytest.raises(ReportInputError, match="expected 'agentstream-results/1'"):
+        build_report([tmp_path / "odd"], tmp_path / "out")
+    res = write_results_dir(tmp_path / "r")
+    (tmp_path / "c.json").write_text('{"format": "x"}')
+    with pytest.raises(ReportInputError, match="conformance report"):
+        build_report([res], tmp_path / "out", conformance=tmp_path / "c.json")
+    proc = subprocess.run([sys.executable, "-m", "reports", "compare", str(tmp_path / "nope"), "-o",
+                           str(tmp_path / "out")], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- claim verdicts (pure) ------------------------------------------------------------
+
+@pytest.mark.parametrize("claimed, measured, expected", [
+    (4.0, 4.0, "confirmed"), (4.0, 2.5, "confirmed"), (4.0, 2.4, "not confirmed"),
+    (4.0, 1.0, "not confirmed"), (4.0, 0.95, "not confirmed"), (4.0, 0.8, "contradicted"),
+    (41.7, 7.0, "not confirmed"), (1.83, 1.0, "not confirmed"), (1.83, 1.5, "confirmed"),
+    (4.0, None, "not measured"),
+])
+def test_claim_verdicts(claimed: float, measured: float | None, expected: str) -> None:
+    assert verdict(claimed, measured) == expected
+
+
+def test_claim_text_is_plain() -> None:
+    s = {"transports": {
+        "sse": {"streams": 3, "metrics": {"delivery": {"p50_ms": 1.2}},
+                "bytes": {"per_event": {"framing": 14.0, "wire": 134.0}}},
+        "ws": {"streams": 3, "metrics": {"delivery": {"p50_ms": 0.9}},
+               "bytes": {"per_event": {"framing": 2.0, "wire": 122.0}}},
+    }}
+    claims = {c.id: c for c in evaluate_claims(s)}
+    assert claims["latency"].text == ("not confirmed: measured SSE p50 delivery 1.2 ms vs WS 0.9 ms "
+                                      "(ratio 1.33x, claim was 4x)")
+    assert claims["duration-100"].verdict == "not measured"
+    s["clock"] = {"shared": False}
+    assert "do not share a clock" in {c.id: c for c in evaluate_claims(s)}["latency"].text
+    s["transports"]["ws"]["streams"] = 0
+    assert {c.text for c in evaluate_claims(s)} == {"not measured: no WebSocket stream was measured"}
