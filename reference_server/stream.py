@@ -1,0 +1,103 @@
+"""Stamping and pacing of the agent's events, the same for SSE and WebSocket.
+
+``paced_events`` adds ``seq`` and ``ts``, waits ``pace`` before each chunk or
+reasoning event (a real model emits tokens over time; the wait is what makes a
+stream last long enough to test delivery and disconnects), appends
+``stream_end``, and honours a ``StopSignal``: ``cancel`` ends the stream with
+``error``/``cancelled`` then ``stream_end``; ``disconnect`` stops at once
+because nobody is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from .agent import CHUNK_TYPES, TERMINAL_TYPES, agent_events
+from .params import StreamRequest
+
+PACED_TYPES = CHUNK_TYPES | {"chain_of_thought"}
+StopReason = Literal["cancel", "disconnect"]
+
+
+class StopSignal:
+    """Set once, by the transport, when the client cancels or goes away."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.reason: StopReason | None = None
+
+    def stop(self, reason: StopReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.event.set()
+
+
+def dumps(event: dict[str, Any]) -> str:
+    """Compact JSON, ASCII only: one line whatever the content (no raw U+2028 or
+    NEL that a line splitter might break on), identical on both transports."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+async def _wait(stop: StopSignal, seconds: float) -> None:
+    if seconds <= 0:
+        await asyncio.sleep(0)
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.event.wait()
+    except TimeoutError:
+        pass
+
+
+async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) -> AsyncIterator[dict[str, Any]]:
+    """The stamped events of one run, ``stream_end`` included. ``pace`` in seconds."""
+    seq = 0
+    ended = False  # complete or error already sent: a cancel changes nothing any more
+
+    def stamp(event: dict[str, Any]) -> dict[str, Any]:
+        nonlocal seq
+        stamped = {"type": event["type"], "seq": seq, "ts": time.time()}
+        stamped.update((k, v) for k, v in event.items() if k != "type")
+        seq += 1
+        return stamped
+
+    def cancelled() -> list[dict[str, Any]]:
+        out = []
+        if seq == 0:
+            out.append(stamp({"type": "start", "message": "Analysing the question"}))
+        out.append(stamp({"type": "error", "code": "cancelled", "message": "the client cancelled the stream"}))
+        out.append(stamp({"type": "stream_end"}))
+        return out
+
+    events = agent_events(request)
+    try:
+        while True:
+            if stop.reason == "disconnect":
+                return
+            if stop.reason == "cancel" and not ended:
+                for event in cancelled():
+                    yield event
+                return
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except Exception as exc:  # a bug in the agent still ends the stream properly
+                event = {"type": "error", "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            if event["type"] in PACED_TYPES and not ended:
+                await _wait(stop, pace)
+                if stop.reason is not None:
+                    continue  # re-check at the top: cancel or disconnect wins over this event
+            yield stamp(event)
+            if event["type"] in TERMINAL_TYPES:
+                ended = True
+                break
+        if stop.reason == "disconnect":
+            return
+        yield stamp({"type": "stream_end"})
+    finally:
+        events.close()
