@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 from urllib.parse import urlencode
 
@@ -24,6 +25,8 @@ from .recorders import record_sse, record_ws
 from .recording import Limits, Recording
 
 TRANSPORTS = ("sse", "ws")
+CANCEL_AFTER = 2
+"""The WebSocket cancel test sends its cancel after this many events."""
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Target:
     metrics_url: str | None = None
     _cache: dict[Any, Recording] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _prefetched: bool = field(default=False, repr=False)
 
     # -- URLs and requests --
     def url(self, transport: str) -> str:
@@ -75,23 +79,56 @@ class Target:
     def recording(self, transport: str, question: str, run: int = 0) -> Recording:
         """The cached recording of a sample question (``run`` 1 is the repeat used to
         tell whether the backend is deterministic)."""
-        return self.cached((transport, question, run), lambda: self.record(transport, self.request_params(question)))
+        return self.get(transport, question, run)
 
     def record_many(self, jobs: list[tuple[Any, Callable[[], Recording]]], workers: int = 8) -> list[Recording]:
         """Make several recordings concurrently (each cached under its key)."""
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
             return list(pool.map(lambda job: self.cached(*job), jobs))
 
-    # -- the baseline: every sample question on both transports, the first twice --
+    # -- the recordings the rule tests share, by key --
+    def recipes(self) -> dict[tuple[Any, ...], Callable[[], Recording]]:
+        """Every recording that does not depend on another one, by cache key: the
+        sample questions on both transports (the first one twice, to tell whether
+        the backend is deterministic), the profile's invalid and valid edge
+        requests, and the WebSocket cancel, deflate and unknown-message streams."""
+        profile = self.profile
+        first = profile.sample_questions[0]
+        base = self.request_params(first)
+        out: dict[tuple[Any, ...], Callable[[], Recording]] = {}
+        for t in TRANSPORTS:
+            for q in profile.sample_questions:
+                out[(t, q, 0)] = partial(self.record, t, self.request_params(q))
+            out[(t, first, 1)] = partial(self.record, t, base)
+            for case in profile.request.get("invalid", []):
+                out[("invalid", case["name"], t)] = partial(self.record, t, profile.params_for(case, base))
+            for case in profile.request.get("valid_edge", []):
+                out[("valid", case["name"], t)] = partial(self.record, t, profile.params_for(case, base))
+        cancel = profile.transport("ws").get("cancel")
+        if cancel:
+            out[("ws-cancel",)] = partial(self.record, "ws", base, cancel_after=CANCEL_AFTER, cancel_message=cancel["message"])
+        out[("ws-deflate",)] = partial(self.record, "ws", base, compression=True)
+        hello = {profile.type_field: "conformance-suite-hello", "note": "servers ignore unknown client messages"}
+        out[("ws-hello",)] = partial(self.record, "ws", base, cancel_after=1, cancel_message=hello)
+        return out
+
+    def get(self, *key: Any) -> Recording:
+        """A shared recording by its key (see ``recipes``); the first call records
+        every one of them at once, concurrently."""
+        self.prefetch()
+        return self.cached(key, self.recipes()[key])
+
+    def prefetch(self) -> None:
+        with self._lock:
+            if self._prefetched:
+                return
+            self._prefetched = True
+        jobs = list(self.recipes().items())
+        self.record_many(jobs, workers=min(len(jobs), 32))
+
     def baseline(self) -> dict[str, list[Recording]]:
-        questions = self.profile.sample_questions
-        jobs = []
-        for transport in TRANSPORTS:
-            for q in questions:
-                jobs.append(((transport, q, 0), lambda t=transport, q=q: self.record(t, self.request_params(q))))
-            jobs.append(((transport, questions[0], 1), lambda t=transport: self.record(t, self.request_params(questions[0]))))
-        self.record_many(jobs)
-        return {t: [self.recording(t, q) for q in questions] for t in TRANSPORTS}
+        """Every sample question's recording, per transport."""
+        return {t: [self.get(t, q, 0) for q in self.profile.sample_questions] for t in TRANSPORTS}
 
     def deterministic(self) -> tuple[bool, str]:
         """Whether the backend repeats itself exactly on both transports, and why not."""

@@ -14,7 +14,7 @@ COPIES = 2
 def test_concurrent_streams(rule_id, transport, conformance_target, check):
     target = conformance_target
     questions = target.profile.sample_questions
-    alone = {q: target.recording(transport, q) for q in questions}
+    alone = {q: target.recording(transport, q) for q in questions}  # recorded alone, before
     jobs = [(("concurrent", transport, q, i), lambda q=q: target.record(transport, target.request_params(q)))
             for i in range(COPIES) for q in questions]
     recordings = target.record_many(jobs, workers=len(jobs))

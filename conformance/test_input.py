@@ -62,29 +62,22 @@ def rejection_problems(rule_id: str, rec, target: Target, label: str) -> list:
     return [(finding(rule_id, f"{label}: handshake status {rec.status}" + (f" ({rec.error})" if rec.error else "")), rec)]
 
 
-def _invalid_record(target: Target, case: dict, transport: str):
-    params = target.profile.params_for(case, _base_params(target))
-    return target.cached(("invalid", case["name"], transport), lambda: target.record(transport, params))
-
-
-def _target_case(target: Target, kind: str, name: str) -> dict:
-    return next(c for c in target.profile.request.get(kind, []) if c["name"] == name)
+def _invalid_record(target: Target, name: str, transport: str):
+    return target.get("invalid", name, transport)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("rule_id", ["INPUT-REJECT"])
 def test_invalid_rejected(rule_id, transport, invalid_case, conformance_target, check):
     case = invalid_case
-    spec = _target_case(conformance_target, "invalid", case)
-    rec = _invalid_record(conformance_target, spec, transport)
+    rec = _invalid_record(conformance_target, case, transport)
     check(rule_id, rejection_problems(rule_id, rec, conformance_target, case), transport)
 
 
 @pytest.mark.parametrize("rule_id", ["INPUT-SSE-JSON-ERROR"])
 def test_sse_rejection_is_json(rule_id, invalid_case, conformance_target, check):
     case = invalid_case
-    spec = _target_case(conformance_target, "invalid", case)
-    rec = _invalid_record(conformance_target, spec, "sse")
+    rec = _invalid_record(conformance_target, case, "sse")
     if rec.status is None or rec.status // 100 != 4:
         pytest.skip(f"not rejected with a 4xx (status {rec.status}): see INPUT-REJECT")
     wanted = conformance_target.profile.transport("sse").get("reject_content_type", "application/json")
@@ -104,8 +97,7 @@ def test_sse_rejection_is_json(rule_id, invalid_case, conformance_target, check)
 def test_ws_rejection_event(rule_id, invalid_case, conformance_target, check):
     case = invalid_case
     target = conformance_target
-    spec = _target_case(target, "invalid", case)
-    rec = _invalid_record(target, spec, "ws")
+    rec = _invalid_record(target, case, "ws")
     if rec.status != 101 or rec.close_code != target.profile.transport("ws").get("close_reject", 1008):
         pytest.skip(f"not accepted-then-closed with 1008 (status {rec.status}, close {rec.close_code})")
     event_type = target.profile.transport("ws").get("reject_event_type")
@@ -126,9 +118,7 @@ def test_ws_rejection_event(rule_id, invalid_case, conformance_target, check):
 def test_valid_accepted(rule_id, transport, valid_edge_case, conformance_target, check):
     case = valid_edge_case
     target = conformance_target
-    spec = _target_case(target, "valid_edge", case)
-    params = target.profile.params_for(spec, _base_params(target))
-    rec = target.cached(("valid", case, transport), lambda: target.record(transport, params))
+    rec = target.get("valid", case, transport)
     check(rule_id, stream_problems(rule_id, rec, target.profile, case), transport)
 
 
@@ -164,7 +154,7 @@ def test_drawn_values_never_5xx(rule_id, transport, conformance_target, check):
     target = conformance_target
     names = list(target.profile.request.get("params", {})) or ["question"]
 
-    @settings(max_examples=3, deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
+    @settings(max_examples=2, deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
               suppress_health_check=list(HealthCheck))
     @given(batch=st.lists(st.tuples(st.sampled_from(names), _values), min_size=4, max_size=4))
     def run(batch):

@@ -4,6 +4,7 @@ permessage-deflate, and client messages that must be ignored."""
 import pytest
 
 from .suite import options_of, parity_divergence, stream_problems
+from .target import CANCEL_AFTER
 from .validate import finding
 
 
@@ -72,11 +73,8 @@ def test_ws_cancel(rule_id, conformance_target, check):
     spec = target.profile.transport("ws").get("cancel")
     if not spec:
         pytest.skip("the profile defines no cancel message")
-    baseline = _ws(target)[0]
-    after = max(1, min(3, len(baseline.events) // 4))
-    params = target.request_params(target.profile.sample_questions[0])
-    rec = target.cached(("ws-cancel",), lambda: target.record("ws", params, cancel_after=after, cancel_message=spec["message"]))
-    options = options_of(cancel_after=after)
+    rec = target.get("ws-cancel")
+    options = options_of(cancel_after=CANCEL_AFTER)
     items = stream_problems(rule_id, rec, target.profile, "after cancel")
     expect = spec["expect"]
     last = target.profile.order["last"]
@@ -102,8 +100,7 @@ def test_ws_cancel(rule_id, conformance_target, check):
 @pytest.mark.parametrize("rule_id", ["WS-DEFLATE"])
 def test_ws_deflate(rule_id, conformance_target, check):
     target = conformance_target
-    params = target.request_params(target.profile.sample_questions[0])
-    rec = target.cached(("ws-deflate",), lambda: target.record("ws", params, compression=True))
+    rec = target.get("ws-deflate")
     if _handshake_ok(rec) and not any("permessage-deflate" in x for x in rec.ws_extensions):
         pytest.skip("the server did not negotiate permessage-deflate (optional)")
     items = stream_problems(rule_id, rec, target.profile, "with permessage-deflate")
@@ -118,9 +115,7 @@ def test_ws_deflate(rule_id, conformance_target, check):
 @pytest.mark.parametrize("rule_id", ["WS-IGNORE-CLIENT-MESSAGES"])
 def test_ws_ignores_other_messages(rule_id, conformance_target, check):
     target = conformance_target
-    params = target.request_params(target.profile.sample_questions[0])
-    message = {target.profile.type_field: "conformance-suite-hello", "note": "servers ignore unknown client messages"}
-    rec = target.cached(("ws-hello",), lambda: target.record("ws", params, cancel_after=1, cancel_message=message))
+    rec = target.get("ws-hello")
     items = stream_problems(rule_id, rec, target.profile, "after an unknown client message")
     if not items:
         mode, divergence = parity_divergence(target, _ws(target)[0], rec)

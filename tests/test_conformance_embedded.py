@@ -1,0 +1,33 @@
+"""The whole default conformance suite against the embedded reference server:
+no failure, no warning, no skip. Run as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def test_default_suite_passes_on_embedded_server(tmp_path: Path) -> None:
+    report = tmp_path / "conformance.json"
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+         "-W", "error::conformance.verdict.ConformanceWarning", "--conformance-report", str(report)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    doc = json.loads(report.read_text())
+    verdicts = {(r["id"], r["transport"]): r["verdict"] for r in doc["rules"]}
+    assert doc["totals"]["fail"] == 0 and doc["totals"]["warn"] == 0, doc["totals"]
+    assert doc["totals"]["skip"] == 0, [r for r in doc["rules"] if r["verdict"] == "skip"]
+    # every rule of the registry was judged at least once
+    from conformance.rules import RULES
+
+    judged = {rule_id for rule_id, _ in verdicts}
+    assert judged == set(RULES), set(RULES) - judged
+    assert doc["backend"].startswith("http://127.0.0.1:")
+    print(f"default suite on the embedded server: {len(doc['rules'])} rule tests in {elapsed:.1f} s")
