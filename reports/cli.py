@@ -1,0 +1,189 @@
+"""``agentstream run``: the whole job in one command.
+
+On the embedded default (or any backend given with ``--base-url``) it runs the
+conformance suite, a short headless Locust comparison of both transports, writes
+the comparison report and applies the latency gate, then prints where the report
+is and the verdict. Each step is the same public entry point a user can run on
+its own (``pytest --pyargs conformance``, ``python -m load``, ``python -m reports``),
+started as a subprocess so that a crash or hang in one is contained and bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlsplit
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="agentstream", description="Conformance, load comparison, report and gate "
+                                "for agent backends that stream JSON events over SSE and WebSocket.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run}")
+    r = sub.add_parser("run", help="conformance suite + load comparison + report + gate",
+                       description="Run the conformance suite and a short SSE-vs-WebSocket load comparison against a "
+                       "backend (default: the embedded reference server), write the report, apply the gate.")
+    r.add_argument("--base-url", help="backend to test (loopback only for the load part); default: embedded server")
+    r.add_argument("--out", default="agentstream-out", help="output directory (default: agentstream-out)")
+    r.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
+    r.add_argument("--users", type=int, default=4, help="concurrent users per run, split over SSE and WS (default 4)")
+    r.add_argument("--pace-ms", type=float, default=25.0, help="embedded server pace between chunk events (default 25)")
+    r.add_argument("--rules", default="ci", help="gate rules file, or 'ci' for the packaged CI rules (default)")
+    r.add_argument("--baseline", help="a baseline for relative gate rules")
+    r.add_argument("--profile", default=None, help="conformance profile name or path")
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="extra request parameter")
+    r.add_argument("--header", action="append", default=[], metavar="'Name: value'", help="extra request header "
+                   "(conformance suite only)")
+    r.add_argument("--skip-conformance", action="store_true", help="skip the conformance suite")
+    r.add_argument("--step-timeout", type=float, default=600.0, help="upper bound in seconds on each step")
+    return p
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _say(step: str, text: str) -> None:
+    print(f"[agentstream] {step}: {text}", flush=True)
+
+
+def _run_step(name: str, cmd: list[str], log: Path, timeout: float, cwd: Path) -> int:
+    """Run one step as a subprocess, its output to ``log``, with a progress line."""
+    start = time.perf_counter()
+    with log.open("w", encoding="utf-8") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd)
+        last = 0
+        while True:
+            try:
+                code = proc.wait(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.perf_counter() - start
+                if elapsed > timeout:
+                    proc.kill()
+                    proc.wait()
+                    _say(name, f"stopped after {timeout:.0f} s (see {log})")
+                    return 124
+                if int(elapsed) // 5 > last:
+                    last = int(elapsed) // 5
+                    print(f"[agentstream] {name}: {elapsed:.0f} s ...", flush=True)
+    _say(name, f"finished in {time.perf_counter() - start:.1f} s (exit {code}; log {log})")
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.duration <= 0 or args.users < 1:
+        print("agentstream: --duration must be > 0 and --users >= 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    server = None
+    base_url = args.base_url
+    if base_url is not None:
+        if not base_url.startswith(("http://", "https://")):
+            print(f"agentstream: --base-url {base_url!r} must start with http:// or https://", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not _is_loopback(base_url):
+            print(f"agentstream: load is only sent to loopback addresses; {base_url!r} is not one", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    else:
+        from reference_server.embedded import EmbeddedServer
+
+        _say("server", f"starting the embedded reference server (pace {args.pace_ms:g} ms)")
+        server = EmbeddedServer(pace_ms=args.pace_ms)
+        server.start()
+        base_url = server.base_url
+        _say("server", f"listening at {base_url}")
+    try:
+        return _steps(args, base_url, out)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _steps(args: argparse.Namespace, base_url: str, out: Path) -> int:
+    conformance_json = out / "conformance.json"
+    conformance_code = None
+    if not args.skip_conformance:
+        cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+               "--base-url", base_url, "--conformance-report", str(conformance_json)]
+        for item in args.param:
+            cmd += ["--param", item]
+        for item in args.header:
+            cmd += ["--header", item]
+        if args.profile:
+            cmd += ["--profile", args.profile]
+        _say("conformance", "running the conformance suite on both transports")
+        conformance_json.unlink(missing_ok=True)
+        conformance_code = _run_step("conformance", cmd, out / "conformance.log", args.step_timeout, out)
+        if conformance_json.is_file():
+            totals = json.loads(conformance_json.read_text(encoding="utf-8"))["totals"]
+            _say("conformance", ", ".join(f"{n} {k}" for k, n in totals.items()))
+
+    results = out / "results"
+    users = max(2, args.users)
+    cmd = [sys.executable, "-m", "load", "--host", base_url, "--headless", "-u", str(users), "-r", str(users),
+           "-t", f"{args.duration:g}s", "--results-dir", str(results), "--only-summary", "--stop-timeout", "30"]
+    for item in args.param:
+        cmd += ["--param", item]
+    _say("load", f"{users} users (SSE and WebSocket side by side) for {args.duration:g} s")
+    load_code = _run_step("load", cmd, out / "load.log", args.step_timeout, out)
+    if not (results / "summary.json").is_file():
+        _say("load", f"no results were written; see {out / 'load.log'}")
+        return EXIT_FAIL
+
+    from reports.compare import ReportInputError, build_report
+    from reports.gate import CI_RULES, GateInputError, run_gate
+
+    try:
+        html = build_report([results], out / "report",
+                            conformance=conformance_json if conformance_json.is_file() else None)
+    except ReportInputError as exc:
+        print(f"agentstream: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    _say("report", f"written to {html} (and report.md, summary.json beside it)")
+    rules = CI_RULES if args.rules == "ci" else Path(args.rules)
+    try:
+        gate = run_gate(html.parent / "summary.json", rules, baseline=args.baseline,
+                        markdown_out=out / "gate.md")
+    except GateInputError as exc:
+        print(f"agentstream: gate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(gate.table(), flush=True)
+
+    verdicts = []
+    if conformance_code is not None:
+        verdicts.append(("conformance", conformance_code == 0))
+    verdicts.append(("load run", load_code == 0))
+    verdicts.append(("gate", gate.ok))
+    ok = all(v for _, v in verdicts)
+    print("", flush=True)
+    print(f"report:  {html}")
+    print("verdict: " + ("PASS" if ok else "FAIL") + " (" + ", ".join(f"{n} {'ok' if v else 'failed'}" for n, v in verdicts) + ")")
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("agentstream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
