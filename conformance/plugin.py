@@ -20,7 +20,7 @@ import pytest
 
 from .profile import DEFAULT_PROFILE, ProfileError, load_profile
 from .recording import Limits
-from .rules import rule
+from .rules import rule, rule_transport
 from .target import Target
 from .verdict import ConformanceWarning, judge
 
@@ -177,7 +177,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             "id": rule_id,
             "level": rule(rule_id).level,
             "verdict": verdict,
-            "transport": transport or "both",
+            "transport": transport or rule_transport(rule_id),
             "message": message,
             "duration_s": round(report.duration, 4),
             "nodeid": item.nodeid,

@@ -87,3 +87,12 @@ def rule(rule_id: str) -> Rule:
         return RULES[rule_id]
     except KeyError:
         raise KeyError(f"unknown rule ID {rule_id!r}") from None
+
+
+def rule_transport(rule_id: str) -> str:
+    """The transport a rule is about, from its ID: 'sse', 'ws' or 'both'."""
+    if rule_id.startswith(("SSE-", "INPUT-SSE-")):
+        return "sse"
+    if rule_id.startswith(("WS-", "INPUT-WS-")):
+        return "ws"
+    return "both"
