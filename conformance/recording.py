@@ -90,6 +90,11 @@ class Recording:
     url: str
     params: dict[str, str] = field(default_factory=dict)
     request_headers: dict[str, str] = field(default_factory=dict)
+    """The headers the caller asked for (SSE: with the recorder's ``Accept`` and
+    ``Last-Event-ID``): what a reproduction command has to send."""
+    sent_headers: list[tuple[str, str]] = field(default_factory=list)
+    """Every request header as sent on the wire, the client library's own
+    (Host, User-Agent, Sec-WebSocket-Key, ...) included."""
 
     # response: SSE status and headers, or the WS handshake response
     status: int | None = None
@@ -136,9 +141,9 @@ class Recording:
     error_kind: str | None = None
     """None when the stream ended normally; else one of 'connect', 'timeout',
     'too_large', 'too_many', 'protocol' (a framing or HTTP error), 'closed'
-    (the connection dropped), 'http' (the server answered without a stream:
-    a non-2xx or non-event-stream SSE response, a WS handshake refused with an
-    HTTP status; ``status``, ``response_headers`` and ``body`` hold the answer)."""
+    (the connection dropped). An HTTP answer without a stream (a non-2xx or
+    non-event-stream SSE response, a WS handshake refused with an HTTP status)
+    is no error here: ``status``, ``response_headers`` and ``body`` hold it."""
     error: str | None = None
     """What happened, in one sentence, when ``error_kind`` is set."""
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from conformance.recording import Limits
+
+
+@functools.lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """One default TLS context, built once: loading the CA store takes tens of ms."""
+    return ssl.create_default_context()
 
 
 def parse_json(text: str | None) -> tuple[Any, str | None]:

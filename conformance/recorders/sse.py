@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpcore
@@ -21,8 +21,9 @@ import httpx
 
 from conformance.recording import Limits, RecordedEvent, Recording
 
-from .common import Budget, parse_json
+from .common import Budget, parse_json, tls_context
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
+from .tls import MemoryTLS
 from .wire import WireCounter
 
 
@@ -31,13 +32,15 @@ class _CountingStream(httpcore.NetworkStream):
         self._inner = inner
         self._counter = counter
         self._budget = budget
+        self.plaintext = True
+        """False once TLS runs over this stream: its bytes are then ciphertext."""
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         remaining = self._budget.remaining()
         if remaining <= 0:
             raise httpcore.ReadTimeout(self._budget.describe_timeout())
         data = self._inner.read(max_bytes, remaining)
-        self._counter.on_received(data)
+        self._counter.on_received(data, app=self.plaintext)
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -45,7 +48,7 @@ class _CountingStream(httpcore.NetworkStream):
         if timeout is not None:
             remaining = min(remaining, timeout)
         self._inner.write(buffer, remaining)
-        self._counter.on_sent(buffer)
+        self._counter.on_sent(buffer, app=self.plaintext)
 
     def close(self) -> None:
         self._inner.close()
@@ -56,12 +59,52 @@ class _CountingStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        # Over TLS the counts are of the plaintext stream, not of the TLS records.
-        inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
-        return _CountingStream(inner, self._counter, self._budget)
+        # TLS runs in memory over this stream, so the counts stay those of the TCP payload.
+        return _TLSStream(self, ssl_context, server_hostname, self._counter)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
+
+
+class _TLSStream(httpcore.NetworkStream):
+    def __init__(self, raw: _CountingStream, context: ssl.SSLContext, server_hostname: str | None, counter: WireCounter) -> None:
+        self._raw = raw
+        self._counter = counter
+        raw.plaintext = False
+        self._tls = MemoryTLS(context, server_hostname, lambda n: raw.read(n), lambda data: raw.write(data))
+        try:
+            self._tls.handshake()
+        except (ssl.SSLError, ConnectionError) as exc:
+            raw.close()
+            raise httpcore.ConnectError(f"TLS handshake failed: {exc}") from exc
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            data = self._tls.recv(max_bytes)
+        except ssl.SSLError as exc:
+            raise httpcore.ReadError(f"TLS error: {exc}") from exc
+        self._counter.on_received(data, wire=False)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._tls.sendall(buffer)
+        except ssl.SSLError as exc:
+            raise httpcore.WriteError(f"TLS error: {exc}") from exc
+        self._counter.on_sent(buffer, wire=False)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("TLS in TLS (an HTTPS proxy) is not supported by the recorder")
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._tls.ssl_object
+        if info == "is_readable":
+            return False
+        return self._raw.get_extra_info(info)
 
 
 class _CountingBackend(httpcore.NetworkBackend):
@@ -129,6 +172,7 @@ def record_sse(
     close_after: int | None = None,
     end_types: Iterable[str] = (),
     last_event_id: str | None = None,
+    on_event: Callable[[RecordedEvent], None] | None = None,
 ) -> Recording:
     """GET ``url`` as an EventSource would and record the stream.
 
@@ -136,6 +180,8 @@ def record_sse(
     happened. ``close_after=N`` closes the response after N events (the client
     leaves); after an event whose type is in ``end_types`` the recorder waits at
     most ``limits.end_grace`` s for the server to end the response.
+    ``on_event(event)`` is called as each event is recorded, while the stream is
+    still open (before ``close_after`` acts); what it raises propagates.
     """
     rec = Recording(transport="sse", url=url, params={str(k): str(v) for k, v in (params or {}).items()})
     rec.wall_start = time.time()
@@ -146,12 +192,13 @@ def record_sse(
     end_set = frozenset(end_types)
 
     req_headers: dict[str, str] = {"Accept": "text/event-stream"}
-    req_headers.update(headers or {})
+    req_headers.update({str(k): str(v) for k, v in (headers or {}).items()})
     if last_event_id is not None:
         req_headers["Last-Event-ID"] = last_event_id
+    rec.request_headers = dict(req_headers)
 
     pool = httpcore.ConnectionPool(
-        ssl_context=ssl.create_default_context(),
+        ssl_context=tls_context() if url.lower().startswith("https:") else None,
         max_connections=1,
         retries=0,
         network_backend=_CountingBackend(counter, budget),
@@ -160,17 +207,24 @@ def record_sse(
     got_head = False
     try:
         with httpx.Client(transport=_Transport(pool), timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            request = client.build_request("GET", url, params=rec.params or None, headers=req_headers)
-            rec.request_headers = dict(request.headers)
-            with client.send(request, stream=True) as response:
+            try:
+                request = client.build_request("GET", url, params=rec.params or None, headers=req_headers)
+            except (ValueError, TypeError) as exc:  # e.g. a header value that is not Latin-1
+                rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
+                return _finish(rec, counter)
+            rec.sent_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+            response = client.send(request, stream=True)
+            try:
                 got_head = True
                 rec.t_headers = counter.received.t_head or time.perf_counter()
                 rec.status = response.status_code
                 rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
                 if _is_event_stream(response):
-                    _read_events(response, rec, budget, limits, close_after, end_set)
+                    _read_events(response, rec, budget, limits, close_after, end_set, on_event)
                 else:
                     _read_body(response, rec, budget, limits)
+            finally:
+                response.close()  # mid-stream, this closes the connection (the client leaves)
     except TooLarge as exc:
         rec.error_kind, rec.error = "too_large", str(exc)
     except _TooMany as exc:
@@ -181,6 +235,10 @@ def record_sse(
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         rec.error_kind = _classify(exc, got_head=got_head)
         rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return _finish(rec, counter)
+
+
+def _finish(rec: Recording, counter: WireCounter) -> Recording:
     if rec.t_end is None:
         rec.t_end = time.perf_counter()
     rec.t_connected = counter.t_connected
@@ -198,17 +256,18 @@ class _TooMany(Exception):
 
 def _read_body(response: httpx.Response, rec: Recording, budget: Budget, limits: Limits) -> None:
     """A response that is not an event stream: keep at most max_body_bytes of it."""
-    rec.error_kind = "http"
-    rec.error = f"HTTP {response.status_code} {response.headers.get('content-type', '(no content-type)')}: not an event stream"
     budget.enter("idle")
     body = bytearray()
-    for chunk in response.iter_bytes():
-        room = limits.max_body_bytes - len(body)
-        body += chunk[:room]
-        if len(chunk) > room:
-            rec.body_truncated = True
-            break
-    rec.body = bytes(body)
+    rec.body = b""
+    try:
+        for chunk in response.iter_bytes():
+            room = limits.max_body_bytes - len(body)
+            body += chunk[:room]
+            if len(chunk) > room:
+                rec.body_truncated = True
+                break
+    finally:
+        rec.body = bytes(body)  # what came, even when the read then failed
     rec.t_end = time.perf_counter()
 
 
@@ -219,6 +278,7 @@ def _read_events(
     limits: Limits,
     close_after: int | None,
     end_types: frozenset[str],
+    on_event: Callable[[RecordedEvent], None] | None = None,
 ) -> None:
     splitter = LineSplitter(limits.max_event_bytes)
     assembler = MessageAssembler(limits.max_event_bytes)
@@ -250,6 +310,8 @@ def _read_events(
             if rec.t_first_event is None:
                 rec.t_first_event = t_perf
                 budget.enter("idle")
+            if on_event is not None:
+                on_event(event)
             if close_after is not None and len(rec.events) >= close_after:
                 return True
             if event.type in end_types and budget.phase != "grace":
@@ -261,7 +323,7 @@ def _read_events(
             if take(splitter.feed(chunk), time.perf_counter(), time.time()):
                 rec.client_closed = True
                 rec.t_end = time.perf_counter()
-                return  # leaving the with-block closes the response mid-stream
+                return  # the caller closes the response, mid-stream
         # end of the body: a held CR ends its line; an unterminated message is dropped
         take(splitter.flush(), time.perf_counter(), time.time())
         rec.t_end = time.perf_counter()

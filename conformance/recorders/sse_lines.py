@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from httpx_sse import SSEDecoder
+from httpx_sse._decoders import SSEDecoder  # not re-exported by httpx-sse 0.4
 
 _EOL = re.compile(rb"\r\n|\r|\n")
 _ENDING_NAME = {b"\n": "LF", b"\r\n": "CRLF", b"\r": "CR"}

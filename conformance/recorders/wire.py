@@ -21,19 +21,24 @@ ends its head is then reported by the HTTP layer, and this buffer stays small.""
 @dataclass
 class _Direction:
     total: int = 0
+    """Bytes on the wire (TCP payload; TLS records when TLS is on)."""
     head: int | None = None
     """Size of the HTTP head (through the blank line), once it has been seen."""
     t_head: float | None = None
     """perf_counter when the end of the head arrived."""
     t_first_body: float | None = None
     """perf_counter when the first byte after the head arrived."""
+    _app_total: int = 0
     _scan: bytearray = field(default_factory=bytearray)
 
-    def feed(self, data: bytes, now: float) -> None:
+    def count(self, n: int) -> None:
+        self.total += n
+
+    def scan(self, data: bytes, now: float) -> None:
+        """Look at application bytes (plaintext) for the end of the head."""
         if not data:
             return
-        before = self.total
-        self.total += len(data)
+        self._app_total += len(data)
         if self.head is None:
             if len(self._scan) < _MAX_HEAD_SCAN:
                 self._scan += data
@@ -42,9 +47,9 @@ class _Direction:
                     self.head = end
                     self.t_head = now
                     self._scan = bytearray()
-                    if self.total > end:
+                    if self._app_total > end:
                         self.t_first_body = now
-        elif self.t_first_body is None and self.total > before:
+        elif self.t_first_body is None:
             self.t_first_body = now
 
 
@@ -75,11 +80,20 @@ class WireCounter:
     def connected(self) -> None:
         self.t_connected = time.perf_counter()
 
-    def on_sent(self, data: bytes) -> None:
-        self.sent.feed(data, time.perf_counter())
+    def on_sent(self, data: bytes, *, wire: bool = True, app: bool = True) -> None:
+        """Bytes sent: ``wire`` counts them, ``app`` looks for the HTTP head in them.
+        Plain TCP: both. With TLS the socket layer passes ``app=False`` (ciphertext)
+        and the TLS layer ``wire=False`` (plaintext)."""
+        if wire:
+            self.sent.count(len(data))
+        if app:
+            self.sent.scan(data, time.perf_counter())
 
-    def on_received(self, data: bytes) -> None:
-        self.received.feed(data, time.perf_counter())
+    def on_received(self, data: bytes, *, wire: bool = True, app: bool = True) -> None:
+        if wire:
+            self.received.count(len(data))
+        if app:
+            self.received.scan(data, time.perf_counter())
 
     @property
     def bytes_sent(self) -> int:

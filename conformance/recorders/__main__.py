@@ -1,0 +1,7 @@
+"""Entry point of ``python -m conformance.recorders`` (see :mod:`.cli`)."""
+
+import sys
+
+from conformance.recorders.cli import main
+
+sys.exit(main())

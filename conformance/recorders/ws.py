@@ -1,0 +1,407 @@
+"""The WebSocket recorder: websockets' sync client over a socket we open and count.
+
+The recorder opens the TCP connection itself (bounded by ``limits.connect``) and
+hands websockets a thin wrapper (``sock=``) that counts every byte that crosses
+the socket, so the counts include the handshake and the frame headers, and
+compressed payloads are counted as sent. Each frame becomes one event; the close
+code, the reason and whether a close frame really arrived are kept, since a
+dropped connection (1006) is a finding of its own. Synchronous on purpose: it
+runs as is in pytest and under gevent (Locust).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
+from websockets.sync.client import connect
+
+from conformance.recording import Limits, RecordedEvent, Recording
+
+from .common import Budget, parse_json, tls_context
+from .tls import MemoryTLS
+from .wire import WireCounter
+
+_CLOSE_KINDS = {1002: "protocol", 1007: "protocol", 1009: "too_large"}
+"""Close codes the *client* sends when the server broke the protocol."""
+
+
+class _CountingSocket:
+    """Delegates to a socket and counts what ``recv``/``send``/``sendall`` move."""
+
+    def __init__(self, sock: socket.socket, counter: WireCounter) -> None:
+        self._sock = sock
+        self._counter = counter
+        self.plaintext = True
+        """False once TLS runs over this socket: its bytes are then ciphertext."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = self._sock.recv(bufsize, flags)
+        self._counter.on_received(data, app=self.plaintext)
+        return data
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self._sock.sendall(data, flags)
+        self._counter.on_sent(bytes(data), app=self.plaintext)
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        n = self._sock.send(data, flags)
+        self._counter.on_sent(bytes(data[:n]), app=self.plaintext)
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _TLSSocket:
+    """TLS in memory over the counting socket, so TLS records are counted as they cross TCP."""
+
+    def __init__(self, csock: _CountingSocket, context: ssl.SSLContext, server_hostname: str, counter: WireCounter) -> None:
+        self._csock = csock
+        self._counter = counter
+        csock.plaintext = False
+        self._tls = MemoryTLS(context, server_hostname, csock.recv, csock.sendall)
+
+    def handshake(self) -> None:
+        self._tls.handshake()
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = self._tls.recv(bufsize)
+        self._counter.on_received(data, wire=False)
+        return data
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self._tls.sendall(bytes(data))
+        self._counter.on_sent(bytes(data), wire=False)
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._csock, name)
+
+
+def ws_url(url: str, params: Mapping[str, str] | None = None) -> str:
+    """``url`` with an http(s) scheme turned into ws(s) and ``params`` added to its query."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+    query = parts.query
+    if params:
+        extra = urllib.parse.urlencode(list(params.items()), quote_via=urllib.parse.quote)
+        query = f"{query}&{extra}" if query else extra
+    return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path or "/", query, ""))
+
+
+def record_ws(
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    origin: str | None = None,
+    compression: bool = False,
+    limits: Limits = Limits(),
+    cancel_after: int | None = None,
+    cancel_message: Any = {"type": "cancel"},  # noqa: B006 - never mutated
+    close_after: int | None = None,
+    end_types: Iterable[str] = (),
+    on_event: Callable[[RecordedEvent], None] | None = None,
+) -> Recording:
+    """Open a WebSocket to ``url`` (http(s):// or ws(s)://) and record every frame.
+
+    Never raises for network or protocol trouble: ``error_kind``/``error`` say what
+    happened. ``cancel_after=N`` sends ``cancel_message`` (as JSON) after N events
+    and reads on until the server closes; ``close_after=N`` closes from the client
+    after N events; after an event whose type is in ``end_types`` the recorder
+    waits at most ``limits.end_grace`` s for the server to close.
+    ``on_event(event)`` is called as each event is recorded, while the socket is
+    still open (before ``close_after``/``cancel_after`` act); what it raises
+    propagates.
+    """
+    rec = Recording(
+        transport="ws",
+        url=url,
+        params={str(k): str(v) for k, v in (params or {}).items()},
+        request_headers={str(k): str(v) for k, v in (headers or {}).items()},
+    )
+    rec.wall_start = time.time()
+    rec.t_start = time.perf_counter()
+    budget = Budget(limits, rec.t_start)
+    counter = WireCounter()
+    end_set = frozenset(end_types)
+    try:
+        _record(rec, budget, counter, limits, origin, compression, cancel_after, cancel_message, close_after, end_set, on_event)
+    finally:
+        if rec.t_end is None:
+            rec.t_end = time.perf_counter()
+        rec.t_connected = counter.t_connected
+        rec.t_first_byte = counter.received.t_first_body
+        rec.bytes_sent = counter.bytes_sent
+        rec.bytes_received = counter.bytes_received
+        rec.head_bytes_sent = counter.sent.head or 0
+        rec.head_bytes_received = counter.received.head or 0
+    return rec
+
+
+def _record(
+    rec: Recording,
+    budget: Budget,
+    counter: WireCounter,
+    limits: Limits,
+    origin: str | None,
+    compression: bool,
+    cancel_after: int | None,
+    cancel_message: Any,
+    close_after: int | None,
+    end_types: frozenset[str],
+    on_event: Callable[[RecordedEvent], None] | None,
+) -> None:
+    try:
+        target = ws_url(rec.url, rec.params)
+        parts = urllib.parse.urlsplit(target)
+    except ValueError as exc:
+        rec.error_kind, rec.error = "connect", f"bad URL {rec.url!r}: {exc}"
+        return
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        rec.error_kind, rec.error = "connect", f"not a WebSocket URL: {rec.url!r}"
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError:
+        rec.error_kind, rec.error = "connect", f"bad port in {rec.url!r}"
+        return
+
+    # TCP connect, bounded by limits.connect (and total)
+    try:
+        sock = socket.create_connection((parts.hostname, port), timeout=min(limits.connect, limits.total))
+    except TimeoutError:
+        rec.error_kind, rec.error = "connect", f"connect timed out after limits.connect={limits.connect:g} s"
+        return
+    except OSError as exc:
+        rec.error_kind, rec.error = "connect", f"{type(exc).__name__}: {exc}"
+        return
+    counter.connected()
+    csock: Any = _CountingSocket(sock, counter)
+    budget.enter("head", now=counter.t_connected)
+    handshake_url = target
+    if parts.scheme == "wss":
+        # websockets would wrap the socket in an SSLSocket, whose bytes we could not
+        # count: do TLS here and let websockets speak ws:// over it (Host then names the port)
+        tls_sock = _TLSSocket(csock, tls_context(), parts.hostname, counter)
+        try:
+            sock.settimeout(max(0.001, budget.remaining()))
+            tls_sock.handshake()
+        except TimeoutError:
+            sock.close()
+            rec.error_kind, rec.error = "timeout", f"no TLS handshake within limits.first_event={limits.first_event:g} s"
+            return
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            rec.error_kind, rec.error = "connect", f"TLS handshake failed: {type(exc).__name__}: {exc}"
+            return
+        csock = tls_sock
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        handshake_url = urllib.parse.urlunsplit(("ws", f"{host}:{port}", parts.path, parts.query, ""))
+    sock.settimeout(None)
+
+    try:
+        # websockets <= 17 handshakes in connect(); later versions may do it in
+        # __enter__: both happen inside this try.
+        ws_cm = connect(
+            handshake_url,
+            sock=csock,
+            origin=origin,  # type: ignore[arg-type]
+            compression="deflate" if compression else None,
+            additional_headers=dict(rec.request_headers) or None,
+            open_timeout=budget.remaining(),
+            ping_interval=None,
+            close_timeout=max(0.001, min(limits.end_grace, budget.t_total - time.perf_counter())),
+            max_size=limits.max_event_bytes,
+        )
+        ws = ws_cm.__enter__()
+    except InvalidStatus as exc:
+        _rejected(rec, exc, limits, counter)
+        sock.close()
+        return
+    except ValueError as exc:  # a redirect cannot be followed over our socket
+        sock.close()
+        if isinstance(exc.__cause__, InvalidStatus):
+            _rejected(rec, exc.__cause__, limits, counter)
+        else:  # e.g. a header value that is not Latin-1
+            rec.error_kind, rec.error = "connect", f"could not send the handshake: {type(exc).__name__}: {exc}"
+        return
+    except TimeoutError:
+        sock.close()
+        rec.error_kind, rec.error = "timeout", f"no handshake response within limits.first_event={limits.first_event:g} s"
+        return
+    except InvalidMessage as exc:
+        sock.close()
+        cause = exc.__cause__
+        if isinstance(cause, EOFError) or "EOF" in str(cause or ""):
+            rec.error_kind, rec.error = "closed", f"the connection closed before a handshake response ({exc})"
+        else:
+            rec.error_kind, rec.error = "protocol", f"invalid handshake response: {exc}; {cause}"
+        return
+    except (InvalidHandshake, InvalidURI) as exc:
+        sock.close()
+        rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
+        return
+    except OSError as exc:
+        sock.close()
+        rec.error_kind, rec.error = "closed", f"{type(exc).__name__}: {exc}"
+        return
+    except Exception as exc:  # noqa: BLE001 - never raise for what a server sends
+        sock.close()
+        rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
+        return
+
+    try:
+        response = ws.response
+        rec.t_headers = counter.received.t_head or time.perf_counter()
+        rec.status = response.status_code if response is not None else None
+        if response is not None:
+            rec.response_headers = list(response.headers.raw_items())
+        rec.ws_extensions = [ext.name for ext in ws.protocol.extensions]
+        if ws.request is not None:
+            rec.sent_headers = list(ws.request.headers.raw_items())
+        _read_frames(ws, rec, budget, limits, cancel_after, cancel_message, close_after, end_types, on_event)
+        if not rec.client_closed and rec.error_kind in ("timeout", "too_many"):
+            # we stop reading: close from our side without waiting long for the reply
+            ws.close_timeout = min(0.5, limits.end_grace)
+            ws.close(1000)
+    finally:
+        try:
+            ws_cm.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001 - tearing down a connection that may be broken
+            pass
+        sock.close()
+
+
+def _rejected(rec: Recording, exc: InvalidStatus, limits: Limits, counter: WireCounter) -> None:
+    response = exc.response
+    rec.t_headers = counter.received.t_head or time.perf_counter()
+    rec.status = response.status_code
+    rec.response_headers = list(response.headers.raw_items())
+    body = response.body or b""
+    rec.body = body[: limits.max_body_bytes]
+    rec.body_truncated = len(body) > limits.max_body_bytes
+    rec.t_end = time.perf_counter()
+
+
+def _read_frames(
+    ws: Any,
+    rec: Recording,
+    budget: Budget,
+    limits: Limits,
+    cancel_after: int | None,
+    cancel_message: Any,
+    close_after: int | None,
+    end_types: frozenset[str],
+    on_event: Callable[[RecordedEvent], None] | None,
+) -> None:
+    budget.enter("first_event", now=rec.t_headers)
+    while True:
+        try:
+            message = _recv(ws, budget)
+        except TimeoutError:
+            rec.t_end = time.perf_counter()
+            sent = ws.protocol.close_sent
+            if sent is not None and sent.code in _CLOSE_KINDS and not rec.client_closed:
+                # websockets failed the connection (bad frame, bad UTF-8, too big) and
+                # is still waiting for the server to close: that is the finding
+                rec.error_kind = _CLOSE_KINDS[sent.code]
+                rec.error = f"the client closed with {sent.code} ({sent.reason or 'no reason'}) after bad input from the server"
+            else:
+                rec.error_kind, rec.error = "timeout", budget.describe_timeout()
+            return
+        except ConnectionClosed as exc:
+            rec.t_end = time.perf_counter()
+            _closed(rec, exc)
+            return
+        t_perf, t_wall = time.perf_counter(), time.time()
+        if len(rec.events) >= limits.max_events:
+            rec.error_kind, rec.error = "too_many", f"more than limits.max_events={limits.max_events} events"
+            rec.t_end = t_perf
+            return
+        if isinstance(message, str):
+            raw, text, frame = message.encode("utf-8"), message, "text"
+        else:
+            raw, frame = bytes(message), "binary"
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        data, err = parse_json(text)
+        event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err, t_perf=t_perf, t_wall=t_wall, frame=frame)
+        rec.events.append(event)
+        if rec.t_first_event is None:
+            rec.t_first_event = t_perf
+            budget.enter("idle")
+        if on_event is not None:
+            on_event(event)
+        n = len(rec.events)
+        if close_after is not None and n >= close_after:
+            rec.client_closed = True
+            rec.t_end = time.perf_counter()
+            ws.close(1000)
+            rec.close_frame_received = ws.protocol.close_rcvd is not None
+            return
+        if cancel_after is not None and n == cancel_after and rec.cancel_sent_at is None:
+            try:
+                ws.send(json.dumps(cancel_message))
+                rec.cancel_sent_at = time.perf_counter()
+            except ConnectionClosed:
+                pass  # the next recv reports the close
+        if event.type in end_types and budget.phase != "grace":
+            budget.enter("grace")
+
+
+_SLICE = 0.25
+"""Longest single wait in recv: between waits the recorder looks whether websockets
+has failed the connection (it then waits for the server to close, which a broken
+server may never do; only a call such as close() enforces close_timeout)."""
+
+
+def _recv(ws: Any, budget: Budget) -> str | bytes:
+    """The next message, within the budget; TimeoutError when it runs out."""
+    deadline = budget.deadline()  # fixed once: in the idle phase it moves with "now"
+    while True:
+        timeout = deadline - time.perf_counter()
+        if timeout <= 0:
+            raise TimeoutError
+        try:
+            return ws.recv(timeout=min(timeout, _SLICE))
+        except TimeoutError:
+            sent = ws.protocol.close_sent
+            if sent is not None and sent.code in _CLOSE_KINDS:
+                ws.close()  # bounded by close_timeout; the next recv reports the close
+            continue
+
+
+def _closed(rec: Recording, exc: ConnectionClosed) -> None:
+    """Record how the connection ended; an error kind only when it was not a clean close."""
+    if exc.rcvd is not None:
+        rec.close_frame_received = True
+        rec.close_code = exc.rcvd.code
+        rec.close_reason = exc.rcvd.reason
+        return
+    rec.close_frame_received = False
+    if exc.sent is not None and exc.sent.code in _CLOSE_KINDS:
+        # websockets failed the connection because of what the server sent
+        rec.error_kind = _CLOSE_KINDS[exc.sent.code]
+        rec.error = f"the client closed with {exc.sent.code} ({exc.sent.reason or 'no reason'}) after bad input from the server"
+        return
+    rec.close_code = 1006
+    rec.error_kind, rec.error = "closed", "the connection dropped without a close frame (1006)"
