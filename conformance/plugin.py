@@ -46,8 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--metrics-url", default=None,
                     help="Prometheus endpoint with the open-streams gauge (default <base-url>/metrics if it has it)")
     group.addoption("--conformance-report", default=None, metavar="PATH", help="write the JSON conformance report here")
-    group.addoption("--embedded-pace-ms", type=float, default=25.0,
-                    help="pace of the embedded reference server between chunk events (default 25)")
+    group.addoption("--embedded-pace-ms", type=float, default=None,
+                    help="pace of the embedded reference server between chunk events (default: its own, 30 ms)")
 
 
 def _key_value(items: list[str], sep: str, what: str) -> dict[str, str]:

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="agentstream-out", help="output directory (default: agentstream-out)")
     r.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
     r.add_argument("--users", type=int, default=4, help="concurrent users per run, split over SSE and WS (default 4)")
-    r.add_argument("--pace-ms", type=float, default=25.0, help="embedded server pace between chunk events (default 25)")
+    r.add_argument("--pace-ms", type=float, default=None,
+                   help="embedded server pace between chunk events (default: the server's own, 30 ms)")
     r.add_argument("--rules", default="ci", help="gate rules file, or 'ci' for the packaged CI rules (default)")
     r.add_argument("--baseline", help="a baseline for relative gate rules")
     r.add_argument("--profile", default=None, help="conformance profile name or path")
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         from reference_server.embedded import EmbeddedServer
 
-        _say("server", f"starting the embedded reference server (pace {args.pace_ms:g} ms)")
+        pace = "its default pace" if args.pace_ms is None else f"pace {args.pace_ms:g} ms"
+        _say("server", f"starting the embedded reference server ({pace})")
         server = EmbeddedServer(pace_ms=args.pace_ms)
         server.start()
         base_url = server.base_url
