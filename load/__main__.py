@@ -1,0 +1,103 @@
+"""``python -m load [--sweep] [--pace-ms N] [locust options...]``: run the scenarios, with a server if need be.
+
+Without ``--host`` it starts the embedded reference server
+(``reference_server.embedded.EmbeddedServer``, a subprocess on a free loopback
+port), runs Locust against it with ``-f load/locustfile.py`` (or
+``load/sweep.py`` with ``--sweep``) and stops the server afterwards. With
+``--host`` it just runs Locust. Every other option goes to Locust unchanged,
+e.g. ``python -m load --headless -u 4 -r 4 -t 30s --results-dir results/run1``.
+
+Options of this helper (taken out before Locust sees the rest):
+
+  --sweep        use the step shape (load/sweep.py) instead of constant users
+  --pace-ms N    the embedded server's pace (delay before each chunk event, ms)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def split_args(argv: list[str]) -> tuple[bool, float | None, list[str]]:
+    """(sweep, pace_ms, the rest for Locust). Raises ValueError on a bad --pace-ms."""
+    sweep = False
+    pace: float | None = None
+    rest: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--sweep":
+            sweep = True
+        elif arg == "--pace-ms" or arg.startswith("--pace-ms="):
+            value = arg.split("=", 1)[1] if "=" in arg else next(it, None)
+            if value is None:
+                raise ValueError("--pace-ms needs a value in milliseconds")
+            try:
+                pace = float(value)
+            except ValueError:
+                raise ValueError(f"--pace-ms {value!r} is not a number") from None
+            if pace < 0:
+                raise ValueError("--pace-ms must be >= 0")
+        else:
+            rest.append(arg)
+    return sweep, pace, rest
+
+
+def has_option(args: list[str], *names: str) -> bool:
+    return any(a in names or any(a.startswith(n + "=") for n in names if n.startswith("--")) for a in args)
+
+
+def locust_command(args: list[str], *, sweep: bool, host: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "locust"]
+    if not has_option(args, "-f", "--locustfile"):
+        cmd += ["-f", str(HERE / ("sweep.py" if sweep else "locustfile.py"))]
+    if host is not None:
+        cmd += ["--host", host]
+    return cmd + args
+
+
+def _run(cmd: list[str]) -> int:
+    env = dict(os.environ)
+    root = str(HERE.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # Locust got the same SIGINT (same process group): let it write its results.
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            return proc.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        sweep, pace, rest = split_args(argv)
+    except ValueError as e:
+        print(f"python -m load: {e}", file=sys.stderr)
+        return 2
+    if has_option(rest, "-h", "--help"):
+        print(__doc__)
+        return _run(locust_command(rest, sweep=sweep, host=None))
+    if has_option(rest, "-H", "--host"):
+        return _run(locust_command(rest, sweep=sweep, host=None))
+    try:
+        from reference_server.embedded import EmbeddedServer
+    except ImportError as e:  # pragma: no cover - the package ships with the project
+        print(f"python -m load: the embedded reference server is not available ({e}); pass --host", file=sys.stderr)
+        return 2
+    with EmbeddedServer(pace_ms=pace) as server:
+        print(f"[agentstream] embedded reference server at {server.base_url}", file=sys.stderr)
+        return _run(locust_command(rest, sweep=sweep, host=server.base_url))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""How much can one load-generator process measure, and what does measuring cost?
+
+    python -m load.bench_harness            # embedded reference servers (pace 0, and 5 ms for latency)
+    python -m load.bench_harness --host http://127.0.0.1:8000 --seconds 5 --concurrency 8
+
+For each transport it runs the same streams two ways in this one process, under
+gevent as a Locust worker does:
+
+* plain: a bare client (httpx line reader / websockets recv loop) that reads
+  every event and parses its JSON, and nothing else: the ceiling of what one
+  process can consume on this machine;
+* measured: the load scenarios' own path (``load.pipeline``: recorder with
+  byte counting, conformance validation, figures, HdrHistograms), and the same
+  without validation (what ``--no-validate`` runs).
+
+It prints events per second for both and their ratio, then the latency the
+harness adds: delivery latency (arrival wall clock - event ``ts``) seen by the
+plain client and by the recorder, streams read one at a time from a paced server,
+and the CPU time the per-stream work after the last event (validation, figures,
+histograms) takes.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import gevent  # noqa: E402
+import httpx  # noqa: E402
+from websockets.sync.client import connect as ws_connect  # noqa: E402
+
+from conformance.profile import load_profile  # noqa: E402
+from conformance.recorders.ws import ws_url  # noqa: E402
+from load.config import DEFAULT_QUESTION, ConfigError, LoadConfig, check_loopback  # noqa: E402
+from load.metrics import RunAccumulator, classify_error, stream_figures  # noqa: E402
+from load.pipeline import record, validate  # noqa: E402
+
+
+_PLAIN_CLIENT: httpx.Client | None = None
+
+
+def plain_sse(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] | None) -> int:
+    """Read one SSE stream with httpx, parse each event's JSON; return the number of events.
+
+    One shared client (building an httpx.Client loads the CA store: tens of ms),
+    but no keep-alive: every stream opens its own connection, as in a load run.
+    """
+    global _PLAIN_CLIENT
+    if _PLAIN_CLIENT is None:
+        _PLAIN_CLIENT = httpx.Client(timeout=cfg.stream_timeout_s, trust_env=False,
+                                     limits=httpx.Limits(max_connections=1000, max_keepalive_connections=0))
+    n = 0
+    with _PLAIN_CLIENT.stream("GET", cfg.host + cfg.sse_path, params=params,
+                              headers={"Accept": "text/event-stream"}) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                obj = json.loads(line[5:])
+                n += 1
+                if deliveries is not None and "ts" in obj:
+                    deliveries.append(time.time() - obj["ts"])
+                if obj.get("type") == "stream_end":
+                    break
+    return n
+
+
+def plain_ws(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] | None) -> int:
+    """Read one WebSocket stream with websockets' sync client, parse each frame's JSON."""
+    n = 0
+    with ws_connect(ws_url(cfg.host + cfg.ws_path, params), open_timeout=5, compression=None,
+                    max_size=None) as ws:
+        while True:
+            try:
+                text = ws.recv(timeout=cfg.stream_timeout_s)
+            except Exception:  # ConnectionClosed: the server closed after stream_end
+                break
+            obj = json.loads(text)
+            n += 1
+            if deliveries is not None and "ts" in obj:
+                deliveries.append(time.time() - obj["ts"])
+            if obj.get("type") == "stream_end":
+                # Wait for the server's close, as the recorder does.
+                try:
+                    ws.recv(timeout=2)
+                except Exception:
+                    pass
+                break
+    return n
+
+
+PLAIN: dict[str, Callable[..., int]] = {"sse": plain_sse, "ws": plain_ws}
+
+
+class Measured:
+    """The load path: recorder + validator + figures + accumulator (what a Locust user does)."""
+
+    def __init__(self, profile: Any) -> None:
+        self.profile = profile
+        self.run = RunAccumulator()
+        self.post_s: list[float] = []
+        """CPU time of the per-stream work after the stream ended."""
+
+    def __call__(self, transport: str, cfg: LoadConfig, params: dict[str, str],
+                 deliveries: list[float] | None) -> int:
+        rec = record(transport, cfg, params)
+        t0 = time.perf_counter()
+        findings = validate(rec, self.profile) if self.profile is not None and classify_error(rec)[0] is None else []
+        fig = stream_figures(rec, findings)
+        self.run.add_stream(fig)
+        self.post_s.append(time.perf_counter() - t0)
+        if rec.error_kind is not None or fig.rules:
+            raise RuntimeError(f"stream failed: {fig.failure_message()}")
+        if deliveries is not None:
+            deliveries.extend(us / 1e6 for us in fig.delivery_us)
+        return fig.events
+
+
+def throughput(fn: Callable[..., int], transport: str, cfg: LoadConfig, params: dict[str, str],
+               concurrency: int, seconds: float) -> tuple[float, int, int, float]:
+    """(events per second, events, streams, this process's CPU %) with ``concurrency`` greenlets for ``seconds``."""
+    counts = [0, 0]
+    cpu0 = time.process_time()
+    deadline = time.perf_counter() + seconds
+
+    def loop() -> None:
+        while time.perf_counter() < deadline:
+            n = fn(transport, cfg, params, None)  # yields to the other greenlets: add after
+            counts[0] += n
+            counts[1] += 1
+
+    t0 = time.perf_counter()
+    jobs = [gevent.spawn(loop) for _ in range(concurrency)]
+    gevent.joinall(jobs, raise_error=True)
+    elapsed = time.perf_counter() - t0
+    return counts[0] / elapsed, counts[0], counts[1], 100.0 * (time.process_time() - cpu0) / elapsed
+
+
+def latency(fns: list[Callable[..., int]], transport: str, cfg: LoadConfig, params: dict[str, str],
+            streams: int) -> list[list[float]]:
+    """Delivery latencies (s) per client, ``streams`` streams each, read one at a time.
+
+    The clients take turns stream by stream, so that drift in the server or the
+    machine affects them alike.
+    """
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(streams):
+        for fn, values in zip(fns, out):
+            fn(transport, cfg, params, values)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m load.bench_harness", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", help="server to read from (loopback only); default: the embedded reference server")
+    ap.add_argument("--latency-host", help="server for the latency runs (default: an embedded server paced "
+                    "--latency-pace-ms, or --host when given)")
+    ap.add_argument("--latency-pace-ms", type=float, default=5.0,
+                    help="pace of the embedded server for the latency runs (default 5: the client is idle when "
+                         "each event arrives, so what it adds is not hidden behind a burst)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    ap.add_argument("--concurrency", type=int, default=8, help="concurrent streams in the throughput runs")
+    ap.add_argument("--latency-streams", type=int, default=20, help="streams per latency run")
+    ap.add_argument("--question", default=DEFAULT_QUESTION)
+    ap.add_argument("--transports", default="sse,ws")
+    args = ap.parse_args(argv)
+    if args.seconds <= 0 or args.concurrency < 1 or args.latency_streams < 1:
+        ap.error("--seconds, --concurrency and --latency-streams must be positive")
+    transports = [t for t in args.transports.split(",") if t]
+    if any(t not in ("sse", "ws") for t in transports):
+        ap.error("--transports: sse and/or ws")
+
+    with ExitStack() as stack:
+        host, lat_host = args.host, args.latency_host or args.host
+        if host is None or lat_host is None:
+            from reference_server.embedded import EmbeddedServer
+
+            if host is None:
+                host = stack.enter_context(EmbeddedServer(pace_ms=0)).base_url
+            if lat_host is None:
+                lat_host = stack.enter_context(EmbeddedServer(pace_ms=args.latency_pace_ms)).base_url
+        try:
+            cfg = LoadConfig(host=check_loopback(host), stream_timeout_s=30.0)
+            lat_cfg = LoadConfig(host=check_loopback(lat_host), stream_timeout_s=30.0)
+        except ConfigError as e:
+            print(f"bench_harness: {e}", file=sys.stderr)
+            return 2
+        params = {"question": args.question}
+        measured = Measured(load_profile(cfg.profile))
+        unvalidated = Measured(None)  # what --no-validate runs
+        print(f"# harness benchmark: throughput against {host} ({args.concurrency} concurrent streams x "
+              f"{args.seconds:g} s per run), latency against {lat_host}; one process (gevent), "
+              f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.2f} at the start (other work on the machine skews the figures)")
+        rows = []
+        for t in transports:
+            # warm up both paths (imports, connection set-up, caches)
+            PLAIN[t](cfg, params, None)
+            measured(t, cfg, params, None)
+            plain_rate, plain_events, plain_streams, plain_cpu = throughput(
+                lambda tr, c, p, d: PLAIN[tr](c, p, d), t, cfg, params, args.concurrency, args.seconds)
+            meas_rate, meas_events, meas_streams, meas_cpu = throughput(measured, t, cfg, params, args.concurrency,
+                                                                        args.seconds)
+            nv_rate, _, _, nv_cpu = throughput(unvalidated, t, cfg, params, args.concurrency, args.seconds)
+            plain_lat, meas_lat = latency([lambda tr, c, p, d: PLAIN[tr](c, p, d), measured], t, lat_cfg, params,
+                                          args.latency_streams)
+            post = measured.post_s[-args.latency_streams:]
+            events_per_stream = meas_events / max(1, meas_streams)
+            rows.append((t, plain_rate, meas_rate, plain_streams, meas_streams, plain_lat, meas_lat, post,
+                         events_per_stream, plain_cpu, meas_cpu, nv_rate, nv_cpu))
+
+        print()
+        print("| transport | client | events/s | client CPU % | CPU µs per event | "
+              "ceiling at one full core (events/s) |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
+        for t, pr, mr, _ps, _ms, _pl, _ml, _post, _eps, pc, mc, nr, nc in rows:
+            for label, rate, cpu in (("plain", pr, pc), ("measured", mr, mc), ("measured, --no-validate", nr, nc)):
+                # CPU time per event = (CPU share x wall time) / events = CPU share / rate.
+                per_event = cpu / 100 / rate * 1e6
+                print(f"| {t} | {label} | {rate:,.0f} | {cpu:.0f} | {per_event:.0f} | {1e6 / per_event:,.0f} |")
+        print()
+        print("| transport | delivery p50 plain (ms) | delivery p50 measured (ms) | added p50 (ms) | "
+              "added p99 (ms) | post-stream work per stream (ms, p50) | the same per event (µs) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for t, _pr, _mr, _ps, _ms, pl, ml, post, eps, *_ in rows:
+            p50p, p50m = pct(pl, 50) * 1e3, pct(ml, 50) * 1e3
+            p99p, p99m = pct(pl, 99) * 1e3, pct(ml, 99) * 1e3
+            post_ms = statistics.median(post) * 1e3 if post else float("nan")
+            print(f"| {t} | {p50p:.3f} | {p50m:.3f} | {p50m - p50p:+.3f} | {p99m - p99p:+.3f} | {post_ms:.2f} | "
+                  f"{post_ms * 1e3 / max(eps, 1):.1f} |")
+        print()
+        print("plain = bare httpx / websockets client that parses each event and nothing else; measured = "
+              "recorder + validator + figures + HdrHistograms (what a Locust user runs); --no-validate: the "
+              "same without the conformance validator. Delivery latency "
+              f"from {args.latency_streams} streams read one at a time; 'added' = measured - plain. Client CPU "
+              "is this process's CPU time over wall time (100 = one core busy): near 100, the client is the "
+              "limit; well below, the server (same machine) is, and the ceiling column (1 / CPU time per "
+              "event) is what one process could consume with a core to itself.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The load scenarios' own options: added to Locust's parser, read back into a plain config.
+
+Locust hands custom arguments to workers and to its web UI as strings or lists,
+so :func:`load_config` accepts either form and turns them into a
+:class:`LoadConfig`, raising :class:`ConfigError` (a clear message, no traceback)
+on bad input. The host check is here too: this tool only ever talks to loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_QUESTION = "How many incidents did each service have?"
+
+
+class ConfigError(ValueError):
+    """Bad option value: the message says which option and why."""
+
+
+def add_arguments(parser: Any) -> None:
+    """Register the custom options on Locust's parser (``init_command_line_parser``)."""
+    g = parser.add_argument_group("agentstream", "agent-stream load scenarios (load/README in the project README)")
+    g.add_argument("--question", action="append", default=None, metavar="TEXT",
+                   help="Question to ask (repeatable; streams cycle through them).")
+    g.add_argument("--questions-file", default="", metavar="PATH",
+                   help="File with one question per line (blank lines and lines starting with # skipped).")
+    g.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
+                   help="Extra query parameter on every stream request (repeatable), e.g. dataset=sales.")
+    g.add_argument("--sse-path", default="/agent/stream", help="Path of the SSE endpoint.")
+    g.add_argument("--ws-path", default="/ws/agent/stream", help="Path of the WebSocket endpoint.")
+    g.add_argument("--ws-compression", action="store_true", default=False,
+                   help="Offer permessage-deflate on WebSocket streams.")
+    g.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
+                   help="Pause of each user between two streams, in seconds.")
+    g.add_argument("--results-dir", default="results", metavar="DIR",
+                   help="Where summary.json and the histograms go (default results/).")
+    g.add_argument("--stream-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="Longest a stream may take in all (also first-event and idle limit).")
+    g.add_argument("--no-validate", action="store_true", default=False,
+                   help="Do not run the conformance validator on each stream (saves CPU).")
+    g.add_argument("--stream-log", action="store_true", default=False,
+                   help="Also write one JSON line per stream to RESULTS_DIR/streams/<node>.jsonl.")
+    g.add_argument("--profile-name", default="agent-stream/1", metavar="NAME_OR_PATH",
+                   help="Conformance profile used to validate the streams.")
+    g.add_argument("--steps", default="1,10,50,100", metavar="N,N,...",
+                   help="User levels of a concurrency sweep (only with -f load/sweep.py).")
+    g.add_argument("--step-time", type=float, default=30.0, metavar="SECONDS",
+                   help="How long each sweep level is held (only with -f load/sweep.py).")
+
+
+@dataclass
+class LoadConfig:
+    """What every user needs to know to run its streams (plain data)."""
+
+    host: str
+    questions: list[str] = field(default_factory=lambda: [DEFAULT_QUESTION])
+    params: dict[str, str] = field(default_factory=dict)
+    sse_path: str = "/agent/stream"
+    ws_path: str = "/ws/agent/stream"
+    ws_compression: bool = False
+    pace_s: float = 0.0
+    results_dir: str = "results"
+    stream_timeout_s: float = 60.0
+    validate: bool = True
+    stream_log: bool = False
+    profile: str = "agent-stream/1"
+    steps: list[int] = field(default_factory=lambda: [1, 10, 50, 100])
+    step_time_s: float = 30.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_loopback(host: str | None) -> str:
+    """Return ``host`` (no trailing slash) if it is an http(s) URL on loopback; else raise.
+
+    Load is only ever generated against this machine: 127.0.0.0/8, ::1 or
+    ``localhost``. There is deliberately no override.
+    """
+    if not host:
+        raise ConfigError("no host: pass --host http://127.0.0.1:PORT, or run `python -m load` "
+                          "to start the embedded reference server")
+    try:
+        parts = urlsplit(host)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise ConfigError(f"--host {host!r} is not a valid URL: {e}") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ConfigError(f"--host {host!r} must be an http:// or https:// URL such as http://127.0.0.1:8000")
+    if hostname.lower() != "localhost":
+        try:
+            loopback = ipaddress.ip_address(hostname).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"--host {host!r} is not a loopback address: the load scenarios only run "
+                              "against 127.0.0.0/8, [::1] or localhost")
+    return host.rstrip("/")
+
+
+def _as_list(value: Any, *, split_lines: bool) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [v for v in (value.splitlines() if split_lines else [value]) if v.strip()]
+    return [str(v) for v in value if str(v).strip()]
+
+
+def _path(value: str, name: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(f"{name} {value!r} must start with '/'")
+    return value
+
+
+def load_config(options: Any, host: str | None) -> LoadConfig:
+    """Build the config from Locust's parsed options (a Namespace or anything with attributes)."""
+    get = lambda name, default=None: getattr(options, name, default)  # noqa: E731
+    cfg = LoadConfig(host=check_loopback(host))
+
+    questions = [q.strip() for q in _as_list(get("question"), split_lines=True)]
+    qfile = get("questions_file") or ""
+    if qfile:
+        try:
+            text = Path(qfile).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--questions-file {qfile!r}: cannot read it ({e})") from None
+        questions += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if questions:
+        cfg.questions = questions
+
+    params: dict[str, str] = {}
+    raw_params = get("param")
+    if isinstance(raw_params, str):  # from the web UI: "a=1, b=2" or one per line
+        raw_params = [p for chunk in raw_params.splitlines() for p in chunk.split(",")]
+    for item in _as_list(raw_params, split_lines=False):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. dataset=sales")
+        if key == "question":
+            raise ConfigError("--param question=...: use --question instead")
+        params[key] = value
+    cfg.params = params
+
+    cfg.sse_path = _path(get("sse_path", cfg.sse_path), "--sse-path")
+    cfg.ws_path = _path(get("ws_path", cfg.ws_path), "--ws-path")
+    cfg.ws_compression = bool(get("ws_compression", False))
+    cfg.results_dir = str(get("results_dir") or "results")
+    cfg.validate = not bool(get("no_validate", False))
+    cfg.stream_log = bool(get("stream_log", False))
+    cfg.profile = str(get("profile_name") or "agent-stream/1")
+
+    for name, attr, low in (("--pace", "pace_s", 0.0), ("--stream-timeout", "stream_timeout_s", 0.001),
+                            ("--step-time", "step_time_s", 0.001)):
+        opt = {"pace_s": "pace", "stream_timeout_s": "stream_timeout", "step_time_s": "step_time"}[attr]
+        raw = get(opt, getattr(cfg, attr))
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} {raw!r} is not a number") from None
+        if not value >= low or value > 86_400:
+            raise ConfigError(f"{name} {raw!r} is out of range")
+        setattr(cfg, attr, value)
+
+    cfg.steps = parse_steps(get("steps", "1,10,50,100"))
+    return cfg
+
+
+def parse_steps(value: Any) -> list[int]:
+    """'1,10,50,100' (or a list) -> [1, 10, 50, 100]; each level a positive integer."""
+    items = value if isinstance(value, list) else str(value).replace(" ", ",").split(",")
+    levels = []
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        try:
+            n = int(item)
+        except ValueError:
+            raise ConfigError(f"--steps: {item!r} is not a whole number of users") from None
+        if n < 1 or n > 100_000:
+            raise ConfigError(f"--steps: {n} users is out of range (1..100000)")
+        levels.append(n)
+    if not levels:
+        raise ConfigError("--steps: give at least one level, e.g. 1,10,50,100")
+    return levels

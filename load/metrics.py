@@ -1,0 +1,619 @@
+"""What one stream cost, and the exact sum of many: the sans-I/O core of the load scenarios.
+
+Locust rounds response times (whole milliseconds under 100 ms) and only knows one
+number per request; a stream has many (connect, first event, a gap and a delivery
+latency per event, bytes in and out). So every stream is turned into
+:class:`StreamFigures` by a pure function of its :class:`Recording`, and the
+figures are accumulated in HdrHistograms at microsecond resolution, per transport
+and metric. HdrHistograms merge exactly (counts add bucket by bucket), which is
+what makes distributed runs honest: workers ship their encoded histograms, the
+master adds them, and any percentile can be recomputed later from the files.
+
+Nothing here does I/O; the Locust layer (``load.locustfile``) and the results
+writer (``load.results``) call into it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from hdrh.histogram import HdrHistogram
+
+from conformance.recording import Recording
+
+# HdrHistogram range: 1 µs .. 1 hour, 3 significant digits (0.1 % error).
+HDR_LOWEST = 1
+HDR_HIGHEST = 3_600_000_000
+HDR_DIGITS = 3
+
+TRANSPORTS = ("sse", "ws")
+TIME_METRICS = ("connect", "ttfe", "gap", "delivery", "duration")
+COUNT_METRICS = ("events_per_stream", "events_per_s")
+METRICS = TIME_METRICS + COUNT_METRICS
+
+# What one histogram unit is worth, per metric: time metrics in microseconds,
+# events per stream as a count, events per second in thousandths (HDR holds
+# integers only).
+UNITS: dict[str, str] = {**{m: "us" for m in TIME_METRICS}, "events_per_stream": "1", "events_per_s": "0.001/s"}
+_SCALE: dict[str, float] = {**{m: 1000.0 for m in TIME_METRICS}, "events_per_stream": 1.0, "events_per_s": 1000.0}
+"""Divide histogram values by this to get the unit shown in summary.json
+(milliseconds for time metrics, events, events per second)."""
+
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9),
+)
+
+BYTE_FIELDS = ("wire_in", "wire_out", "payload", "head_in", "head_out")
+
+OK_STATUS = {"sse": (200,), "ws": (101,)}
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(HDR_LOWEST, HDR_HIGHEST, HDR_DIGITS)
+
+
+def to_us(seconds: float) -> int:
+    """Seconds to whole microseconds, rounded to nearest."""
+    return int(round(seconds * 1_000_000))
+
+
+# --------------------------------------------------------------------------- one stream
+
+
+@dataclass
+class StreamFigures:
+    """Everything the load scenarios keep from one stream (plain data, no events)."""
+
+    transport: str
+    started_wall: float
+    """``time.time()`` at the request start."""
+    error_kind: str | None = None
+    """None for a complete stream; else the recorder's ``error_kind`` ('connect',
+    'timeout', 'closed', 'protocol', 'too_large', 'too_many'), 'status' (not 200 /
+    handshake refused) or 'close' (WS close code other than 1000)."""
+    error: str | None = None
+    rules: list[str] = field(default_factory=list)
+    """IDs of the MUST rules the stream breaks (each once)."""
+    warnings: list[str] = field(default_factory=list)
+    """IDs of the SHOULD rules the stream breaks (each once)."""
+    connect_us: int | None = None
+    ttfe_us: int | None = None
+    duration_us: int | None = None
+    gaps_us: list[int] = field(default_factory=list)
+    delivery_us: list[int] = field(default_factory=list)
+    """Arrival wall clock minus ``ts``, for every event that carries a numeric ``ts``
+    (negative values are clamped to 0 and counted in ``delivery_negative``)."""
+    delivery_negative: int = 0
+    events: int = 0
+    events_per_s: float | None = None
+    wire_in: int = 0
+    wire_out: int = 0
+    head_in: int = 0
+    head_out: int = 0
+    payload: int = 0
+    events_by_second: dict[int, int] = field(default_factory=dict)
+    """Events per whole wall-clock second of arrival (for the timeline)."""
+
+    @property
+    def ok(self) -> bool:
+        """Complete stream: no transport error (rule violations do not count here)."""
+        return self.error_kind is None
+
+    @property
+    def failed(self) -> bool:
+        """A stream that Locust should show as a failure: transport error or MUST violation."""
+        return self.error_kind is not None or bool(self.rules)
+
+    @property
+    def framing_per_event(self) -> float | None:
+        """Wire bytes after the head, minus payload, per event."""
+        if not self.events:
+            return None
+        return (self.wire_in - self.head_in - self.payload) / self.events
+
+    def failure_message(self) -> str | None:
+        """A short, stable message for Locust's error table (grouped by text)."""
+        if self.error_kind is not None:
+            return f"{self.error_kind}: {self.error or 'stream failed'}"
+        if self.rules:
+            return "protocol violation " + " ".join(self.rules)
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready per-stream record (the optional streams log), without per-event lists."""
+        return {
+            "transport": self.transport, "started_wall": self.started_wall,
+            "error_kind": self.error_kind, "error": self.error,
+            "rules": self.rules, "warnings": self.warnings,
+            "connect_us": self.connect_us, "ttfe_us": self.ttfe_us, "duration_us": self.duration_us,
+            "events": self.events, "events_per_s": self.events_per_s,
+            "wire_in": self.wire_in, "wire_out": self.wire_out,
+            "head_in": self.head_in, "head_out": self.head_out, "payload": self.payload,
+            "framing_per_event": self.framing_per_event,
+            "delivery_negative": self.delivery_negative,
+        }
+
+
+def _event_ts(data: Any) -> float | None:
+    if isinstance(data, dict):
+        ts = data.get("ts")
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
+            return float(ts)
+    return None
+
+
+def classify_error(rec: Recording) -> tuple[str | None, str | None]:
+    """(error kind, message) of a stream, or (None, None) when it is a complete stream.
+
+    The recorder's own ``error_kind`` first; then an answer that is not a stream
+    ('status': not 200, a refused handshake, or an SSE answer that is not
+    ``text/event-stream``), then a WebSocket closed with a code other than 1000
+    ('close').
+    """
+    if rec.error_kind is not None:
+        return rec.error_kind, rec.error
+    if rec.status not in OK_STATUS.get(rec.transport, (200,)):
+        return "status", (f"status {rec.status}" if rec.status is not None else "no response status")
+    if rec.transport == "sse" and rec.body is not None:
+        return "status", f"the answer is not an event stream (Content-Type {rec.header('content-type')!r})"
+    if rec.transport == "ws" and not rec.client_closed and rec.close_code not in (1000, None):
+        return "close", f"close code {rec.close_code}"
+    return None, None
+
+
+def stream_figures(rec: Recording, findings: Iterable[Any] = ()) -> StreamFigures:
+    """Turn one recording (and the validator's findings on it) into figures.
+
+    Pure: everything comes from the recorder's fields, measured at the socket
+    (bytes) and with ``perf_counter`` (intervals); delivery latency is the only
+    figure that uses the wall clock, against the server's ``ts``.
+    """
+    fig = StreamFigures(transport=rec.transport, started_wall=rec.wall_start)
+    fig.wire_in, fig.wire_out = rec.bytes_received, rec.bytes_sent
+    fig.head_in, fig.head_out = rec.head_bytes_received, rec.head_bytes_sent
+    fig.payload = rec.payload_bytes
+    fig.events = len(rec.events)
+
+    fig.error_kind, fig.error = classify_error(rec)
+
+    must: list[str] = []
+    should: list[str] = []
+    # A stream the transport broke is an error of that kind; what the validator
+    # says about its truncated events (no stream_end, ...) would only repeat it.
+    for f in (findings if fig.error_kind is None else ()):
+        target = must if getattr(f, "level", "MUST") == "MUST" else should
+        if f.rule not in target:
+            target.append(f.rule)
+    fig.rules, fig.warnings = must, should
+
+    by_second: Counter[int] = Counter()
+    prev: float | None = None
+    for ev in rec.events:
+        by_second[int(ev.t_wall)] += 1
+        if prev is not None:
+            fig.gaps_us.append(max(0, to_us(ev.t_perf - prev)))
+        prev = ev.t_perf
+        ts = _event_ts(ev.data)
+        if ts is not None:
+            d = to_us(ev.t_wall - ts)
+            if d < 0:
+                fig.delivery_negative += 1
+                d = 0
+            fig.delivery_us.append(d)
+    fig.events_by_second = dict(by_second)
+
+    if rec.connect_s is not None:
+        fig.connect_us = max(0, to_us(rec.connect_s))
+    if rec.ttfe_s is not None:
+        fig.ttfe_us = max(0, to_us(rec.ttfe_s))
+    if rec.duration_s is not None:
+        fig.duration_us = max(0, to_us(rec.duration_s))
+        if rec.duration_s > 0:
+            fig.events_per_s = fig.events / rec.duration_s
+    return fig
+
+
+# --------------------------------------------------------------------------- accumulators
+
+
+class MetricAccumulator:
+    """One metric of one transport: an HdrHistogram plus the exact sum, min and max.
+
+    The histogram gives percentiles to 3 significant digits; the exact sum, min
+    and max make mean, min and max exact (HDR reports bucket edges).
+    """
+
+    __slots__ = ("hist", "total", "min", "max")
+
+    def __init__(self) -> None:
+        self.hist = new_histogram()
+        self.total = 0
+        self.min: int | None = None
+        self.max: int | None = None
+
+    @property
+    def count(self) -> int:
+        return self.hist.get_total_count()
+
+    def record(self, value: int) -> None:
+        value = min(max(int(value), 0), HDR_HIGHEST)
+        self.hist.record_value(value)
+        self.total += value
+        self.min = value if self.min is None or value < self.min else self.min
+        self.max = value if self.max is None or value > self.max else self.max
+
+    def add(self, other: "MetricAccumulator") -> None:
+        if other.count == 0:
+            return
+        self.hist.add(other.hist)
+        self.total += other.total
+        for v in (other.min, other.max):
+            if v is not None:
+                self.min = v if self.min is None or v < self.min else self.min
+                self.max = v if self.max is None or v > self.max else self.max
+
+    def encode(self) -> str:
+        """The histogram in HdrHistogram's compressed base64 form ("HISTFAAA...")."""
+        return self.hist.encode().decode("ascii")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"hdr": self.encode(), "sum": self.total, "min": self.min, "max": self.max}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> "MetricAccumulator":
+        acc = cls()
+        encoded = data["hdr"]
+        acc.hist = HdrHistogram.decode(encoded.encode("ascii") if isinstance(encoded, str) else encoded)
+        # decode() keeps the encoder's ranges; make sure ours are the house ones.
+        if acc.hist.highest_trackable_value < HDR_HIGHEST:
+            fresh = new_histogram()
+            fresh.add(acc.hist)
+            acc.hist = fresh
+        acc.total = int(data.get("sum", 0))
+        acc.min, acc.max = data.get("min"), data.get("max")
+        return acc
+
+    def stats(self, scale: float, suffix: str) -> dict[str, Any]:
+        """count, min, mean, pNN, max in display units (None when nothing was recorded)."""
+        keys = ["min", "mean", *(p for p, _ in PERCENTILES), "max"]
+        out: dict[str, Any] = {"count": self.count}
+        if not self.count or self.min is None or self.max is None:
+            out.update({k + suffix: None for k in keys})
+            return out
+        values = self.hist.get_percentile_to_value_dict([q for _, q in PERCENTILES])
+        out["min" + suffix] = _round(self.min / scale)
+        out["mean" + suffix] = _round(self.total / self.count / scale)
+        for name, q in PERCENTILES:
+            # HDR answers with the bucket's highest equivalent value: keep it inside
+            # the exact [min, max] so that p50 never exceeds max on tiny samples.
+            v = min(max(values[q], self.min), self.max)
+            out[name + suffix] = _round(v / scale)
+        out["max" + suffix] = _round(self.max / scale)
+        return out
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}") if x else 0.0
+
+
+@dataclass
+class TransportAccumulator:
+    """Everything recorded for one transport (in one level of a sweep)."""
+
+    metrics: dict[str, MetricAccumulator] = field(default_factory=lambda: {m: MetricAccumulator() for m in METRICS})
+    streams: int = 0
+    streams_ok: int = 0
+    events: int = 0
+    bytes: dict[str, int] = field(default_factory=lambda: {k: 0 for k in BYTE_FIELDS})
+    errors: Counter = field(default_factory=Counter)
+    """Streams per error kind ('connect', 'timeout', ...)."""
+    violations: int = 0
+    """Streams that broke at least one MUST rule."""
+    rules: Counter = field(default_factory=Counter)
+    """Streams per broken MUST rule ID."""
+    warnings: Counter = field(default_factory=Counter)
+    """Streams per broken SHOULD rule ID."""
+    delivery_negative: int = 0
+    events_with_ts: int = 0
+    timeline: dict[int, list[int]] = field(default_factory=dict)
+    """Whole wall-clock second -> [streams ended, events arrived]."""
+
+    def add_stream(self, fig: StreamFigures, *, ended_wall: float | None = None) -> None:
+        """Account for one stream.
+
+        Bytes, events and errors count for every stream (they crossed the wire);
+        timing figures only for complete streams, so that a timeout does not pass
+        for a slow stream.
+        """
+        self.streams += 1
+        self.events += fig.events
+        self.bytes["wire_in"] += fig.wire_in
+        self.bytes["wire_out"] += fig.wire_out
+        self.bytes["head_in"] += fig.head_in
+        self.bytes["head_out"] += fig.head_out
+        self.bytes["payload"] += fig.payload
+        if fig.error_kind is not None:
+            self.errors[fig.error_kind] += 1
+        if fig.rules:
+            self.violations += 1
+            self.rules.update(fig.rules)
+        self.warnings.update(fig.warnings)
+        for sec, n in fig.events_by_second.items():
+            self.timeline.setdefault(sec, [0, 0])[1] += n
+        end = ended_wall if ended_wall is not None else fig.started_wall + (fig.duration_us or 0) / 1e6
+        self.timeline.setdefault(int(end), [0, 0])[0] += 1
+        if not fig.ok:
+            return
+        self.streams_ok += 1
+        m = self.metrics
+        for name, value in (("connect", fig.connect_us), ("ttfe", fig.ttfe_us), ("duration", fig.duration_us)):
+            if value is not None:
+                m[name].record(value)
+        gap, delivery = m["gap"], m["delivery"]
+        for v in fig.gaps_us:
+            gap.record(v)
+        for v in fig.delivery_us:
+            delivery.record(v)
+        self.events_with_ts += len(fig.delivery_us)
+        self.delivery_negative += fig.delivery_negative
+        m["events_per_stream"].record(fig.events)
+        if fig.events_per_s is not None:
+            m["events_per_s"].record(int(round(fig.events_per_s * 1000)))
+
+    def add(self, other: "TransportAccumulator") -> None:
+        for name, acc in other.metrics.items():
+            self.metrics.setdefault(name, MetricAccumulator()).add(acc)
+        self.streams += other.streams
+        self.streams_ok += other.streams_ok
+        self.events += other.events
+        for k, v in other.bytes.items():
+            self.bytes[k] = self.bytes.get(k, 0) + v
+        self.errors.update(other.errors)
+        self.violations += other.violations
+        self.rules.update(other.rules)
+        self.warnings.update(other.warnings)
+        self.delivery_negative += other.delivery_negative
+        self.events_with_ts += other.events_with_ts
+        for sec, (s, e) in other.timeline.items():
+            row = self.timeline.setdefault(sec, [0, 0])
+            row[0] += s
+            row[1] += e
+
+    def to_wire(self) -> dict[str, Any]:
+        """A msgpack/JSON-safe dict (string keys only) that :meth:`from_wire` reads back."""
+        return {
+            "metrics": {name: acc.to_wire() for name, acc in self.metrics.items()},
+            "streams": self.streams, "streams_ok": self.streams_ok, "events": self.events,
+            "bytes": dict(self.bytes), "errors": dict(self.errors), "violations": self.violations,
+            "rules": dict(self.rules), "warnings": dict(self.warnings),
+            "delivery_negative": self.delivery_negative, "events_with_ts": self.events_with_ts,
+            "timeline": {str(k): v for k, v in self.timeline.items()},
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> "TransportAccumulator":
+        acc = cls()
+        for name, m in data.get("metrics", {}).items():
+            acc.metrics[name] = MetricAccumulator.from_wire(m)
+        acc.streams = int(data.get("streams", 0))
+        acc.streams_ok = int(data.get("streams_ok", 0))
+        acc.events = int(data.get("events", 0))
+        acc.bytes.update({k: int(v) for k, v in data.get("bytes", {}).items()})
+        acc.errors = Counter(data.get("errors", {}))
+        acc.violations = int(data.get("violations", 0))
+        acc.rules = Counter(data.get("rules", {}))
+        acc.warnings = Counter(data.get("warnings", {}))
+        acc.delivery_negative = int(data.get("delivery_negative", 0))
+        acc.events_with_ts = int(data.get("events_with_ts", 0))
+        acc.timeline = {int(k): [int(v[0]), int(v[1])] for k, v in data.get("timeline", {}).items()}
+        return acc
+
+    # ---- summary
+
+    def summary(self) -> dict[str, Any]:
+        """The ``transports.<t>`` section of summary.json (see docs/results-format.md)."""
+        metrics = {}
+        for name in METRICS:
+            acc = self.metrics.get(name) or MetricAccumulator()
+            suffix = "_ms" if name in TIME_METRICS else ""
+            metrics[name] = acc.stats(_SCALE[name], suffix)
+        b = self.bytes
+        n, ev = self.streams, self.events
+        per_stream = {k: (_round(b[k] / n) if n else None) for k in BYTE_FIELDS}
+        if ev:
+            wire = (b["wire_in"] - b["head_in"]) / ev
+            payload = b["payload"] / ev
+            framing = wire - payload
+            per_event = {"wire": _round(wire), "payload": _round(payload), "framing": _round(framing),
+                         "head": _round((b["head_in"] + b["head_out"]) / ev)}
+            overhead = _round(100.0 * framing / payload) if payload else None
+        else:
+            per_event = {"wire": None, "payload": None, "framing": None, "head": None}
+            overhead = None
+        errors: dict[str, Any] = {k: 0 for k in ERROR_KINDS}
+        errors.update(self.errors)
+        errors["violations"] = self.violations
+        errors["rules"] = dict(sorted(self.rules.items()))
+        # Findings are only kept on complete streams (see stream_figures), so the
+        # two sets do not overlap and the sum is exact.
+        errors["failed_streams"] = self.streams - self.streams_ok + self.violations
+        return {
+            "streams": n,
+            "streams_ok": self.streams_ok,
+            "events": ev,
+            "events_with_ts": self.events_with_ts,
+            "delivery_negative": self.delivery_negative,
+            "metrics": metrics,
+            "bytes": {**{k: b[k] for k in BYTE_FIELDS}, "per_stream": per_stream, "per_event": per_event,
+                      "framing_overhead_pct": overhead},
+            "errors": errors,
+            "warnings": {"rules": dict(sorted(self.warnings.items()))},
+        }
+
+
+ERROR_KINDS = ("connect", "timeout", "closed", "protocol", "too_large", "too_many", "status", "close")
+
+
+@dataclass
+class RunAccumulator:
+    """All transports, split by sweep level (key None outside a sweep)."""
+
+    parts: dict[int | None, dict[str, TransportAccumulator]] = field(default_factory=dict)
+
+    def transport(self, transport: str, level: int | None = None) -> TransportAccumulator:
+        by_t = self.parts.setdefault(level, {})
+        acc = by_t.get(transport)
+        if acc is None:
+            acc = by_t[transport] = TransportAccumulator()
+        return acc
+
+    def add_stream(self, fig: StreamFigures, level: int | None = None, *, ended_wall: float | None = None) -> None:
+        self.transport(fig.transport, level).add_stream(fig, ended_wall=ended_wall)
+
+    def add(self, other: "RunAccumulator") -> None:
+        for level, by_t in other.parts.items():
+            for t, acc in by_t.items():
+                self.transport(t, level).add(acc)
+
+    def levels(self) -> list[int]:
+        return sorted(k for k in self.parts if k is not None)
+
+    def total(self) -> dict[str, TransportAccumulator]:
+        """Every level merged, per transport."""
+        out: dict[str, TransportAccumulator] = {}
+        for by_t in self.parts.values():
+            for t, acc in by_t.items():
+                out.setdefault(t, TransportAccumulator()).add(acc)
+        return out
+
+    def level(self, level: int) -> dict[str, TransportAccumulator]:
+        return dict(self.parts.get(level, {}))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {("all" if k is None else str(k)): {t: a.to_wire() for t, a in by_t.items()}
+                for k, by_t in self.parts.items()}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> "RunAccumulator":
+        run = cls()
+        for key, by_t in data.items():
+            level = None if key == "all" else int(key)
+            run.parts[level] = {t: TransportAccumulator.from_wire(a) for t, a in by_t.items()}
+        return run
+
+
+def merge_runs(parts: Iterable[RunAccumulator]) -> RunAccumulator:
+    """Exact merge: histogram counts and all counters add."""
+    out = RunAccumulator()
+    for p in parts:
+        out.add(p)
+    return out
+
+
+def fine_bucket(response_time: float) -> float:
+    """Locust's response-time bucket, kept to 3 significant digits instead of whole ms.
+
+    Locust's default rounds anything under 100 ms to a whole millisecond, which
+    erases the difference between two loopback transports. The HdrHistograms
+    are the real record; this only makes Locust's own table less coarse.
+    """
+    if response_time <= 0:
+        return 0
+    digits = 2 - int(math.floor(math.log10(response_time)))
+    value = round(response_time, digits)
+    return int(value) if digits <= 0 else value
+
+
+# --------------------------------------------------------------------------- cpu
+
+
+@dataclass
+class CpuStats:
+    """CPU samples of one load-generator process (percent of ONE core, 1 s apart)."""
+
+    node: str = "local"
+    samples: int = 0
+    total: float = 0.0
+    max: float = 0.0
+    busy: int = 0
+    """Samples at or above :data:`CPU_BUSY_PERCENT`."""
+    machine_samples: int = 0
+    machine_total: float = 0.0
+    machine_max: float = 0.0
+
+    def add_sample(self, process_percent: float, machine_percent: float | None = None) -> None:
+        self.samples += 1
+        self.total += process_percent
+        self.max = max(self.max, process_percent)
+        if process_percent >= CPU_BUSY_PERCENT:
+            self.busy += 1
+        if machine_percent is not None:
+            self.machine_samples += 1
+            self.machine_total += machine_percent
+            self.machine_max = max(self.machine_max, machine_percent)
+
+    def to_wire(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> "CpuStats":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+CPU_BUSY_PERCENT = 90.0
+CPU_BUSY_SHARE = 0.2
+MACHINE_BUSY_PERCENT = 90.0
+
+
+def cpu_verdict(processes: Iterable[CpuStats]) -> dict[str, Any]:
+    """Was any load generator saturated? Latency measured by a starved client is not trustworthy.
+
+    A process counts as saturated when at least 20 % of its one-second samples
+    were at 90 % or more of one core (a Python process runs on one core), or its
+    mean was. The machine as a whole (all cores, the server included on
+    loopback) is flagged when its mean load reached 90 %.
+    """
+    procs = list(processes)
+    rows = []
+    saturated_nodes = []
+    machine_means = []
+    for p in procs:
+        mean = p.total / p.samples if p.samples else None
+        share = p.busy / p.samples if p.samples else 0.0
+        sat = bool(p.samples) and (share >= CPU_BUSY_SHARE or (mean or 0) >= CPU_BUSY_PERCENT)
+        if sat:
+            saturated_nodes.append(p.node)
+        m_mean = p.machine_total / p.machine_samples if p.machine_samples else None
+        if m_mean is not None:
+            machine_means.append(m_mean)
+        rows.append({"node": p.node, "samples": p.samples, "mean_percent": _opt(mean), "max_percent": _opt(p.max),
+                     "busy_share": _opt(share), "saturated": sat, "machine_mean_percent": _opt(m_mean),
+                     "machine_max_percent": _opt(p.machine_max if p.machine_samples else None)})
+    means = [r["mean_percent"] for r in rows if r["mean_percent"] is not None]
+    machine_mean = max(machine_means) if machine_means else None
+    machine_sat = machine_mean is not None and machine_mean >= MACHINE_BUSY_PERCENT
+    warnings = []
+    if saturated_nodes:
+        warnings.append(
+            f"load generator CPU saturated ({', '.join(saturated_nodes)}: >= {CPU_BUSY_PERCENT:.0f}% of a core "
+            f"for >= {CPU_BUSY_SHARE:.0%} of the run): latency measured then is not trustworthy; "
+            "use fewer users per process or more --worker processes")
+    if machine_sat:
+        warnings.append(
+            f"the machine's CPU was saturated (mean {machine_mean:.0f}% of all cores): client and server "
+            "compete for CPU, latency measured then is not trustworthy")
+    return {
+        "max_percent": _opt(max((r["max_percent"] or 0.0 for r in rows), default=None)),
+        "mean_percent": _opt(max(means) if means else None),
+        "machine_mean_percent": _opt(machine_mean),
+        "saturated": bool(saturated_nodes) or machine_sat,
+        "warning": " ; ".join(warnings) or None,
+        "processes": rows,
+    }
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 3)

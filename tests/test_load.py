@@ -1,0 +1,587 @@
+"""The load scenarios (load/): figures from recordings, exact merges, and real Locust runs.
+
+The unit tests build Recording objects by hand and check the pure core
+(load.metrics, load.config, load.results). The integration tests run Locust
+headless in a subprocess against real servers on 127.0.0.1: the reference server
+(event counts must match its own /metrics counters), a master with two workers
+(the merged counts must be the sum of what each worker recorded), a raw socket
+server whose stream breaks a rule (the failure must carry the rule ID) and whose
+exact bytes are known (the byte figures must match them), and a counting relay
+in front of the reference server (the byte totals must match the bytes that
+crossed the relay).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hdrh.histogram import HdrHistogram
+from prometheus_client.parser import text_string_to_metric_families
+
+from conformance.recording import RecordedEvent, Recording
+from load.config import ConfigError, check_loopback, load_config, parse_steps
+from load.metrics import (
+    CpuStats,
+    MetricAccumulator,
+    RunAccumulator,
+    TransportAccumulator,
+    cpu_verdict,
+    fine_bucket,
+    merge_runs,
+    stream_figures,
+)
+from load.results import build_summary, write_results
+from reference_server.embedded import EmbeddedServer
+from tests.stub_servers import SSE_HEAD, CountingRelay, RawServer, chunk, read_head, wait_closed
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = str(ROOT / "load" / "locustfile.py")
+SWEEPFILE = str(ROOT / "load" / "sweep.py")  # also run by `python -m load --sweep`
+
+
+# --------------------------------------------------------------------------- hand-made recordings
+
+
+def make_recording(
+    transport: str = "sse",
+    *,
+    n: int = 4,
+    t0: float = 100.0,
+    gap: float = 0.010,
+    delivery: float = 0.002,
+    seq_gap_at: int | None = None,
+    with_ts: bool = True,
+    error_kind: str | None = None,
+    status: int | None = None,
+) -> Recording:
+    """A stream of n valid events (start, progress..., complete, stream_end) with chosen timings."""
+    rec = Recording(transport=transport, url="http://127.0.0.1:1/x")  # type: ignore[arg-type]
+    rec.status = status if status is not None else (200 if transport == "sse" else 101)
+    rec.wall_start = 1_000_000.0
+    rec.t_start = t0
+    rec.t_headers = t0 + 0.001
+    types = ["start"] + ["progress"] * (n - 3) + ["complete", "stream_end"]
+    for i, etype in enumerate(types):
+        obj: dict[str, Any] = {"type": etype, "seq": i + (1 if seq_gap_at is not None and i >= seq_gap_at else 0)}
+        if etype == "progress":
+            obj.update(stage="router", message="m")
+        if etype == "complete":
+            obj["data"] = {}
+        t_perf = t0 + 0.005 + i * gap
+        t_wall = rec.wall_start + (t_perf - t0)
+        if with_ts:
+            obj["ts"] = t_wall - delivery
+        text = json.dumps(obj)
+        raw = (f"data: {text}\n\n" if transport == "sse" else text).encode()
+        rec.events.append(RecordedEvent(index=i, raw=raw, text=text, data=obj, t_perf=t_perf, t_wall=t_wall))
+    rec.t_first_event = rec.events[0].t_perf if rec.events else None
+    rec.t_end = t0 + 0.005 + (n - 1) * gap + 0.001
+    rec.head_bytes_received = 120
+    rec.head_bytes_sent = 90
+    framing = 8 if transport == "sse" else 2
+    rec.bytes_received = rec.head_bytes_received + rec.payload_bytes + framing * n
+    rec.bytes_sent = rec.head_bytes_sent + (0 if transport == "sse" else 8)
+    rec.close_code = 1000 if transport == "ws" else None
+    rec.error_kind = error_kind
+    rec.error = "boom" if error_kind else None
+    return rec
+
+
+def test_stream_figures_from_a_recording():
+    rec = make_recording("sse", n=5, gap=0.010, delivery=0.002)
+    fig = stream_figures(rec)
+    assert fig.ok and not fig.failed
+    assert fig.connect_us == 1000
+    assert fig.ttfe_us == 5000
+    assert fig.gaps_us == [10_000] * 4
+    assert fig.delivery_us == [2000] * 5
+    assert fig.events == 5
+    assert fig.duration_us == 5000 + 4 * 10_000 + 1000
+    assert fig.events_per_s == pytest.approx(5 / 0.046)
+    assert fig.payload == rec.payload_bytes
+    assert fig.wire_in == rec.bytes_received and fig.head_in == 120
+    assert fig.framing_per_event == pytest.approx(8.0)
+    assert sum(fig.events_by_second.values()) == 5
+
+
+def test_stream_figures_without_ts_has_no_delivery_and_clamps_clock_skew():
+    assert stream_figures(make_recording(with_ts=False)).delivery_us == []
+    fig = stream_figures(make_recording(delivery=-0.003))  # ts in the future: clocks differ
+    assert fig.delivery_us == [0] * 4 and fig.delivery_negative == 4
+
+
+def test_stream_figures_error_kinds():
+    fig = stream_figures(make_recording(error_kind="timeout"), findings=[_Finding("ORDER-SEQ")])
+    assert fig.error_kind == "timeout" and fig.rules == []  # the transport error, not its echo
+    assert fig.failure_message().startswith("timeout:")
+    assert stream_figures(make_recording(status=503)).error_kind == "status"
+    not_a_stream = make_recording()
+    not_a_stream.events, not_a_stream.body = [], b'{"ok": true}'
+    not_a_stream.response_headers = [("Content-Type", "application/json")]
+    fig = stream_figures(not_a_stream)
+    assert fig.error_kind == "status" and "application/json" in fig.error
+    ws = make_recording("ws")
+    ws.close_code = 1011
+    assert stream_figures(ws).error_kind == "close"
+
+
+class _Finding:
+    def __init__(self, rule: str, level: str = "MUST") -> None:
+        self.rule, self.level, self.message = rule, level, "x"
+
+
+def test_violations_are_counted_by_rule_id():
+    from conformance.profile import load_profile
+    from conformance.validate import validate_stream
+
+    rec = make_recording(n=5, seq_gap_at=2)
+    findings = validate_stream(rec.objects, load_profile())
+    fig = stream_figures(rec, findings)
+    assert fig.rules == ["ORDER-SEQ"] and fig.failed and fig.ok
+    assert fig.failure_message() == "protocol violation ORDER-SEQ"
+    acc = TransportAccumulator()
+    acc.add_stream(fig)
+    acc.add_stream(stream_figures(make_recording(), [_Finding("SSE-ID-SEQ", "SHOULD")]))
+    s = acc.summary()
+    assert s["errors"]["rules"] == {"ORDER-SEQ": 1}
+    assert s["errors"]["violations"] == 1 and s["errors"]["failed_streams"] == 1
+    assert s["warnings"]["rules"] == {"SSE-ID-SEQ": 1}
+
+
+def test_accumulator_summary_and_bytes():
+    acc = TransportAccumulator()
+    recs = [make_recording("ws", n=4, gap=0.001 * (i + 1)) for i in range(10)]
+    for r in recs:
+        acc.add_stream(stream_figures(r))
+    s = acc.summary()
+    assert s["streams"] == 10 and s["events"] == 40
+    assert s["metrics"]["gap"]["count"] == 30
+    assert s["metrics"]["gap"]["min_ms"] == pytest.approx(1.0)
+    assert s["metrics"]["gap"]["max_ms"] == pytest.approx(10.0)
+    assert s["metrics"]["delivery"]["p50_ms"] == pytest.approx(2.0, rel=1e-3)
+    assert s["metrics"]["events_per_stream"]["p99"] == 4
+    wire_in = sum(r.bytes_received for r in recs)
+    head_in = sum(r.head_bytes_received for r in recs)
+    payload = sum(r.payload_bytes for r in recs)
+    assert s["bytes"]["wire_in"] == wire_in and s["bytes"]["payload"] == payload
+    assert s["bytes"]["per_event"]["wire"] == pytest.approx((wire_in - head_in) / 40, rel=1e-6)
+    assert s["bytes"]["per_event"]["framing"] == pytest.approx(2.0, rel=1e-6)
+    assert s["errors"]["failed_streams"] == 0
+    # A failed stream adds bytes and errors but no timing figures.
+    acc.add_stream(stream_figures(make_recording("ws", error_kind="connect")))
+    s2 = acc.summary()
+    assert s2["errors"]["connect"] == 1 and s2["metrics"]["ttfe"]["count"] == 10
+
+
+def test_percentiles_keep_microsecond_resolution():
+    acc = MetricAccumulator()
+    for v in range(1, 1001):  # 1 µs .. 1 ms
+        acc.record(v)
+    st = acc.stats(1000.0, "_ms")
+    assert st["count"] == 1000
+    assert st["p50_ms"] == pytest.approx(0.5, abs=0.001)
+    assert st["p99_ms"] == pytest.approx(0.99, abs=0.001)
+    assert st["min_ms"] == 0.001 and st["max_ms"] == 1.0 and st["mean_ms"] == pytest.approx(0.5005)
+
+
+def test_merge_is_exact_and_survives_the_wire():
+    a, b, both = RunAccumulator(), RunAccumulator(), RunAccumulator()
+    for i in range(30):
+        fig = stream_figures(make_recording("sse" if i % 3 else "ws", n=4 + i % 5, gap=0.0003 * (i + 1),
+                                            delivery=0.0001 * i))
+        (a if i % 2 else b).add_stream(fig, level=1 if i < 15 else 10)
+        both.add_stream(fig, level=1 if i < 15 else 10)
+    shipped = [RunAccumulator.from_wire(json.loads(json.dumps(x.to_wire()))) for x in (a, b)]
+    merged = merge_runs(shipped)
+    assert merged.levels() == [1, 10]
+    for t in ("sse", "ws"):
+        m, ref = merged.total()[t], both.total()[t]
+        assert m.summary() == ref.summary()
+        for name, acc in ref.metrics.items():
+            assert m.metrics[name].count == acc.count
+            h = HdrHistogram.decode(m.metrics[name].encode().encode())
+            assert h.get_total_count() == acc.count
+            for q in (50, 90, 99, 99.9):
+                assert h.get_value_at_percentile(q) == acc.hist.get_value_at_percentile(q)
+
+
+def test_cpu_verdict():
+    idle = CpuStats(node="w1")
+    for _ in range(10):
+        idle.add_sample(30.0, 40.0)
+    busy = CpuStats(node="w2")
+    for p in [99.0, 100.0, 97.0, 20.0, 30.0]:
+        busy.add_sample(p, 60.0)
+    assert cpu_verdict([idle])["saturated"] is False and cpu_verdict([idle])["warning"] is None
+    v = cpu_verdict([idle, busy])
+    assert v["saturated"] is True and "w2" in v["warning"] and "not trustworthy" in v["warning"]
+    machine = CpuStats(node="local")
+    for _ in range(5):
+        machine.add_sample(50.0, 97.0)
+    assert cpu_verdict([machine])["saturated"] is True
+
+
+def test_summary_and_results_directory(tmp_path):
+    run = RunAccumulator()
+    for i in range(5):
+        run.add_stream(stream_figures(make_recording("sse", n=6)), level=2)
+        run.add_stream(stream_figures(make_recording("ws", n=6)), level=4)
+    cpu = CpuStats()
+    cpu.add_sample(10.0, 20.0)
+    summary = write_results(tmp_path, run, config={"host": "http://127.0.0.1:1", "users": 4}, started_wall=1e6,
+                            duration_s=2.0, cpu=[cpu], levels={2: (1e6, 1e6 + 1), 4: (1e6 + 1, 1e6 + 2)})
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk == summary and summary["format"] == "agentstream-results/1"
+    assert summary["transports"]["sse"]["run_events_per_s"] == 15.0
+    assert [lv["users"] for lv in summary["levels"]] == [2, 4]
+    level2 = json.loads((tmp_path / "levels" / "2" / "summary.json").read_text())
+    assert level2["transports"]["sse"]["streams"] == 5 and "ws" not in level2["transports"]
+    for t in ("sse", "ws"):
+        for metric, rel in summary["histograms"][t].items():
+            h = HdrHistogram.decode((tmp_path / rel).read_text().strip().encode())
+            assert h.get_total_count() == summary["transports"][t]["metrics"][metric]["count"]
+    rows = list(csv.DictReader(open(tmp_path / "timeline.csv")))
+    assert sum(int(r["events"]) for r in rows) == 60
+    # No ts anywhere: the summary says why there is no delivery latency.
+    s = build_summary({"sse": TransportAccumulator()}, config={}, started_wall=0.0, duration_s=1.0)
+    assert "no event carried ts" in s["clock"]["note"]
+    assert s["transports"]["sse"]["metrics"]["delivery"]["p50_ms"] is None
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("host", ["http://127.0.0.1:8000", "http://localhost:1", "http://[::1]:9", "http://127.5.6.7"])
+def test_loopback_hosts_are_accepted(host):
+    assert check_loopback(host + "/") == host
+
+
+@pytest.mark.parametrize("host", ["http://10.0.0.1:8000", "http://example.com", "ftp://127.0.0.1", "", None,
+                                  "http://127.0.0.1:notaport"])
+def test_other_hosts_are_refused(host):
+    with pytest.raises(ConfigError):
+        check_loopback(host)
+
+
+def test_load_config_reads_locust_options(tmp_path):
+    qfile = tmp_path / "q.txt"
+    qfile.write_text("# comment\nFirst question?\n\nSecond question?\n")
+
+    class Opts:
+        question = ["Inline?"]
+        questions_file = str(qfile)
+        param = ["dataset=incidents", "model=m"]
+        sse_path = "/s"
+        ws_path = "/w"
+        ws_compression = True
+        pace = "0.5"
+        results_dir = "out"
+        stream_timeout = 5
+        no_validate = False
+        stream_log = False
+        profile_name = "agent-stream/1"
+        steps = "1, 5,20"
+        step_time = 2
+
+    cfg = load_config(Opts(), "http://127.0.0.1:8000")
+    assert cfg.questions == ["Inline?", "First question?", "Second question?"]
+    assert cfg.params == {"dataset": "incidents", "model": "m"}
+    assert cfg.pace_s == 0.5 and cfg.ws_compression and cfg.steps == [1, 5, 20]
+    Opts.param = ["nonsense"]
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(Opts(), "http://127.0.0.1:8000")
+    Opts.param, Opts.pace = None, "-1"
+    with pytest.raises(ConfigError, match="--pace"):
+        load_config(Opts(), "http://127.0.0.1:8000")
+    with pytest.raises(ConfigError):
+        parse_steps("1,x")
+
+
+def test_fine_bucket_keeps_sub_millisecond_times():
+    assert fine_bucket(0.3456) == 0.346
+    assert fine_bucket(12.345) == 12.3
+    assert fine_bucket(147.2) == 147
+    assert fine_bucket(58760) == 58800
+    assert fine_bucket(0) == 0
+
+
+# --------------------------------------------------------------------------- Locust runs
+
+
+def locust(args: list[str], *, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "locust", "--only-summary", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_counters(base_url: str) -> dict[str, dict[str, float]]:
+    text = httpx.get(base_url + "/metrics", timeout=5).text
+    out: dict[str, dict[str, float]] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name.endswith("_total") and "transport" in s.labels:
+                out.setdefault(s.name, {})[s.labels["transport"]] = s.value
+    return out
+
+
+def delta(after: dict, before: dict, name: str, transport: str) -> int:
+    return int(after[name][transport] - before.get(name, {}).get(transport, 0))
+
+
+@pytest.fixture(scope="module")
+def ref_server():
+    """A reference server of this module's own: the event counters must not move under other tests."""
+    with EmbeddedServer(pace_ms=1) as server:
+        yield server.base_url
+
+
+def read_summary(results: Path) -> dict[str, Any]:
+    return json.loads((results / "summary.json").read_text())
+
+
+def test_headless_run_matches_the_server_counters(ref_server, tmp_path):
+    before = server_counters(ref_server)
+    results = tmp_path / "results"
+    proc = locust([
+        "-f", LOCUSTFILE, "--host", ref_server, "--headless", "-u", "4", "-r", "4", "-t", "3s",
+        "--results-dir", str(results), "--question", "How many incidents did each service have?",
+        "--question", "What is the average duration of deployments per team?",
+    ], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = server_counters(ref_server)
+    summary = read_summary(results)
+    assert set(summary["transports"]) == {"sse", "ws"}
+    for t, s in summary["transports"].items():
+        assert s["streams"] > 0 and s["errors"]["failed_streams"] == 0, s["errors"]
+        assert s["streams"] == s["streams_ok"]
+        assert s["events"] == delta(after, before, "agent_events_sent_total", t)
+        assert s["streams"] == delta(after, before, "agent_streams_completed_total", t)
+        assert s["metrics"]["ttfe"]["count"] == s["streams"]
+        assert s["metrics"]["gap"]["count"] == s["events"] - s["streams"]
+        assert s["metrics"]["delivery"]["count"] == s["events"]  # the reference server stamps ts
+        assert 0 < s["metrics"]["delivery"]["p50_ms"] < 1000
+        assert s["bytes"]["per_event"]["framing"] > 0
+    assert summary["clock"]["shared"] is True and "ts" in summary["clock"]["note"]
+    assert summary["config"]["users"] == 4 and summary["config"]["user_classes"] == ["SSEUser", "WSUser"]
+    assert summary["config"]["stop_timeout_s"] == 60.0  # streams in flight at the end run to their end
+    assert summary["versions"]["locust"] and summary["cpu"]["processes"][0]["samples"] >= 1
+    assert "saturated" in summary["cpu"]
+    for t in ("sse", "ws"):
+        for metric, rel in summary["histograms"][t].items():
+            h = HdrHistogram.decode((results / rel).read_text().strip().encode())
+            assert h.get_total_count() == summary["transports"][t]["metrics"][metric]["count"]
+
+
+def test_distributed_merge_equals_the_sum_of_the_workers(ref_server, tmp_path):
+    before = server_counters(ref_server)
+    results = tmp_path / "results"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]  # a file: a full pipe would block
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
+                          "--master-port", str(port)], cwd=tmp_path, env=env,
+                         stdout=subprocess.DEVNULL, stderr=log)
+        for log in logs
+    ]
+    try:
+        master = locust([
+            "-f", LOCUSTFILE, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            "--expect-workers", "2", "--expect-workers-max-wait", "20", "--host", ref_server, "--headless",
+            "-u", "4", "-r", "4", "-t", "3s", "--results-dir", str(results),
+        ], cwd=tmp_path, timeout=90)
+        for w in workers:
+            w.wait(timeout=30)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(timeout=10)
+        for log in logs:
+            log.close()
+    assert master.returncode == 0, master.stderr[-3000:]
+    assert all(w.returncode == 0 for w in workers), [(tmp_path / f"worker{i}.log").read_text()[-2000:] for i in range(2)]
+    after = server_counters(ref_server)
+    summary = read_summary(results)
+    parts = [json.loads(Path(p).read_text()) for p in glob.glob(str(results / "workers" / "*" / "summary.json"))]
+    assert len(parts) == 2 and summary["config"]["workers"] == 2
+    assert sum(p["transports"].get(t, {}).get("streams", 0) for p in parts for t in ("sse", "ws")) > 0
+    for t in ("sse", "ws"):
+        merged = summary["transports"][t]
+        mine = [p["transports"][t] for p in parts if t in p["transports"]]
+        assert mine, f"no worker ran {t}"
+        assert merged["streams"] == sum(m["streams"] for m in mine)
+        assert merged["events"] == sum(m["events"] for m in mine)
+        assert merged["bytes"]["wire_in"] == sum(m["bytes"]["wire_in"] for m in mine)
+        for metric in merged["metrics"]:
+            assert merged["metrics"][metric]["count"] == sum(m["metrics"][metric]["count"] for m in mine), metric
+        # The merged histogram on disk is the exact sum of the workers' histograms.
+        for metric, rel in summary["histograms"][t].items():
+            total = HdrHistogram.decode((results / rel).read_text().strip().encode())
+            parts_h = [HdrHistogram.decode((Path(p) / rel).read_text().strip().encode())
+                       for p in glob.glob(str(results / "workers" / "*"))
+                       if (Path(p) / rel).exists()]
+            assert total.get_total_count() == sum(h.get_total_count() for h in parts_h)
+        assert merged["events"] == delta(after, before, "agent_events_sent_total", t)
+        assert merged["errors"]["failed_streams"] == 0
+
+
+# --------------------------------------------------------------------------- raw servers
+
+
+def sse_events(seq_gap: bool = False) -> list[bytes]:
+    types = [("start", {}), ("progress", {"stage": "router", "message": "m"}), ("complete", {"data": {}}),
+             ("stream_end", {})]
+    out = []
+    for i, (t, extra) in enumerate(types):
+        seq = i + 1 if seq_gap and i >= 2 else i
+        out.append(json.dumps({"type": t, "seq": seq, "ts": time.time(), **extra}).encode())
+    return out
+
+
+class SentLog:
+    """What the raw server sent, per connection: the independent byte count."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.head = self.body = self.payload = self.events = self.streams = 0
+
+    def add(self, head: int, body: int, payload: int, events: int) -> None:
+        with self.lock:
+            self.head += head
+            self.body += body
+            self.payload += payload
+            self.events += events
+            self.streams += 1
+
+
+def raw_sse_handler(log: SentLog, *, seq_gap: bool = False):
+    def handler(conn: socket.socket) -> None:
+        read_head(conn)
+        events = sse_events(seq_gap)
+        body = b"".join(chunk(b"id: %d\ndata: %s\n\n" % (i, e)) for i, e in enumerate(events)) + b"0\r\n\r\n"
+        conn.sendall(SSE_HEAD)
+        conn.sendall(body)
+        log.add(len(SSE_HEAD), len(body), sum(len(e) for e in events), len(events))
+        wait_closed(conn, 2)
+
+    return handler
+
+
+def test_broken_stream_fails_with_its_rule_id(tmp_path):
+    log = SentLog()
+    with RawServer(raw_sse_handler(log, seq_gap=True)) as server:
+        results = tmp_path / "results"
+        proc = locust(["-f", LOCUSTFILE, "SSEUser", "--host", server.base_url, "--headless", "-u", "1", "-r", "1",
+                       "-t", "1s", "--pace", "0.05", "--results-dir", str(results)], cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # Locust's exit code when requests failed
+    s = read_summary(results)["transports"]["sse"]
+    assert s["streams"] == log.streams > 0
+    assert s["errors"]["rules"] == {"ORDER-SEQ": s["streams"]}
+    assert s["errors"]["violations"] == s["errors"]["failed_streams"] == s["streams"]
+    # Locust's own error report (the same table as in its web UI) names the rule.
+    report = proc.stdout + proc.stderr
+    assert "Error report" in report and "StreamFailure('protocol violation ORDER-SEQ')" in report
+
+
+def test_byte_figures_equal_the_bytes_on_the_socket(tmp_path):
+    log = SentLog()
+    with RawServer(raw_sse_handler(log)) as server:
+        results = tmp_path / "results"
+        proc = locust(["-f", LOCUSTFILE, "SSEUser", "--host", server.base_url, "--headless", "-u", "1", "-r", "1",
+                       "-t", "1s", "--pace", "0.05", "--results-dir", str(results), "--stream-log"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = read_summary(results)["transports"]["sse"]
+    b = s["bytes"]
+    assert s["streams"] == log.streams > 0 and s["events"] == log.events
+    assert b["head_in"] == log.head
+    assert b["wire_in"] == log.head + log.body
+    assert b["payload"] == log.payload
+    assert b["per_event"]["wire"] == pytest.approx(log.body / log.events, rel=1e-6)
+    assert b["per_event"]["payload"] == pytest.approx(log.payload / log.events, rel=1e-6)
+    assert b["per_event"]["framing"] == pytest.approx((log.body - log.payload) / log.events, rel=1e-6)
+    # The per-stream log carries the recorder's counts; the summary is their sum.
+    rows = [json.loads(line) for line in (results / "streams" / "local.jsonl").read_text().splitlines()]
+    assert len(rows) == s["streams"]
+    for key in ("wire_in", "wire_out", "head_in", "head_out", "payload"):
+        assert sum(r[key] for r in rows) == b[key]
+
+
+def test_byte_totals_match_a_counting_relay(ref_server, tmp_path):
+    port = int(ref_server.rsplit(":", 1)[1])
+    with CountingRelay(port) as relay:
+        results = tmp_path / "results"
+        proc = locust(["-f", LOCUSTFILE, "--host", relay.base_url, "--headless", "-u", "2", "-r", "2", "-t", "2s",
+                       "--results-dir", str(results)], cwd=tmp_path)
+        relay.wait_idle()
+        up, down = relay.up, relay.down
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    t = read_summary(results)["transports"]
+    assert set(t) == {"sse", "ws"}
+    assert sum(x["bytes"]["wire_in"] for x in t.values()) == down
+    assert sum(x["bytes"]["wire_out"] for x in t.values()) == up
+
+
+# --------------------------------------------------------------------------- sweep and refusals
+
+
+def test_step_shape_keeps_results_per_level_on_the_embedded_server(tmp_path):
+    """``python -m load --sweep`` without --host: its own reference server, the step shape, per-level results."""
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "load", "--sweep", "--pace-ms", "1", "--headless", "--only-summary",
+                           "--steps", "2,4", "--step-time", "1.5", "--results-dir", str(results)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "embedded reference server at http://127.0.0.1:" in proc.stderr
+    summary = read_summary(results)
+    assert summary["config"]["host"].startswith("http://127.0.0.1:")
+    assert summary["config"]["shape"] == "step" and [lv["users"] for lv in summary["levels"]] == [2, 4]
+    total = {t: s["streams"] for t, s in summary["transports"].items()}
+    per_level = {}
+    for lv in summary["levels"]:
+        level = json.loads((results / lv["dir"] / "summary.json").read_text())
+        assert level["config"]["users"] == lv["users"]
+        for t, s in level["transports"].items():
+            per_level[t] = per_level.get(t, 0) + s["streams"]
+    assert per_level == total and all(v > 0 for v in total.values())
+
+
+def test_helper_arguments():
+    from load.__main__ import locust_command, split_args
+
+    assert split_args(["--sweep", "--pace-ms", "5", "-u", "3"]) == (True, 5.0, ["-u", "3"])
+    assert split_args(["--pace-ms=0"]) == (False, 0.0, [])
+    with pytest.raises(ValueError, match="--pace-ms"):
+        split_args(["--pace-ms", "-1"])
+    cmd = locust_command(["--headless"], sweep=True, host="http://127.0.0.1:9")
+    assert cmd[1:3] == ["-m", "locust"]
+    assert cmd[3:] == ["-f", SWEEPFILE, "--host", "http://127.0.0.1:9", "--headless"]
+    assert locust_command(["-f", "x.py"], sweep=False, host=None)[3:] == ["-f", "x.py"]
+
+
+def test_non_loopback_host_is_refused(tmp_path):
+    proc = locust(["-f", LOCUSTFILE, "--host", "http://192.0.2.1:8000", "--headless", "-u", "1", "-t", "1s",
+                   "--results-dir", str(tmp_path / "r")], cwd=tmp_path, timeout=30)
+    assert proc.returncode == 2
+    assert "not a loopback address" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()
