@@ -44,7 +44,7 @@ from load.metrics import (
 )
 from load.results import build_summary, write_results
 from reference_server.embedded import EmbeddedServer
-from tests.stub_servers import SSE_HEAD, CountingRelay, RawServer, chunk, read_head, wait_closed
+from stub_servers import SSE_HEAD, CountingRelay, RawServer, chunk, read_head, wait_closed
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = str(ROOT / "load" / "locustfile.py")
