@@ -24,7 +24,7 @@ from conformance.recording import Limits, RecordedEvent, Recording
 from .common import Budget, parse_json, tls_context
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
 from .tls import MemoryTLS
-from .wire import WireCounter
+from .wire import WireCounter, finish
 
 
 class _CountingStream(httpcore.NetworkStream):
@@ -211,7 +211,7 @@ def record_sse(
                 request = client.build_request("GET", url, params=rec.params or None, headers=req_headers)
             except (ValueError, TypeError) as exc:  # e.g. a header value that is not Latin-1
                 rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
-                return _finish(rec, counter)
+                return finish(rec, counter)
             rec.sent_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
             response = client.send(request, stream=True)
             try:
@@ -235,19 +235,7 @@ def record_sse(
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         rec.error_kind = _classify(exc, got_head=got_head)
         rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return _finish(rec, counter)
-
-
-def _finish(rec: Recording, counter: WireCounter) -> Recording:
-    if rec.t_end is None:
-        rec.t_end = time.perf_counter()
-    rec.t_connected = counter.t_connected
-    rec.t_first_byte = counter.received.t_first_body
-    rec.bytes_sent = counter.bytes_sent
-    rec.bytes_received = counter.bytes_received
-    rec.head_bytes_sent = counter.sent.head or 0
-    rec.head_bytes_received = counter.received.head or 0
-    return rec
+    return finish(rec, counter)
 
 
 class _TooMany(Exception):

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conformance.recording import Recording
 
 _MAX_HEAD_SCAN = 1_048_576
 """Stop looking for the end of a head after this many bytes: a peer that never
@@ -102,3 +106,19 @@ class WireCounter:
     @property
     def bytes_received(self) -> int:
         return self.received.total
+
+
+def finish(rec: "Recording", counter: WireCounter) -> "Recording":
+    """Close a recording: its end time (if not set yet) and the socket's counts.
+
+    Both recorders end every recording here, so the timing and byte fields mean
+    the same on both transports."""
+    if rec.t_end is None:
+        rec.t_end = time.perf_counter()
+    rec.t_connected = counter.t_connected
+    rec.t_first_byte = counter.received.t_first_body
+    rec.bytes_sent = counter.bytes_sent
+    rec.bytes_received = counter.bytes_received
+    rec.head_bytes_sent = counter.sent.head or 0
+    rec.head_bytes_received = counter.received.head or 0
+    return rec

@@ -32,7 +32,7 @@ from conformance.recording import Limits, RecordedEvent, Recording
 
 from .common import Budget, parse_json, tls_context
 from .tls import MemoryTLS
-from .wire import WireCounter
+from .wire import WireCounter, finish
 
 _CLOSE_KINDS = {1002: "protocol", 1007: "protocol", 1009: "too_large"}
 """Close codes the *client* sends when the server broke the protocol."""
@@ -144,14 +144,7 @@ def record_ws(
     try:
         _record(rec, budget, counter, limits, origin, compression, cancel_after, cancel_message, close_after, end_set, on_event)
     finally:
-        if rec.t_end is None:
-            rec.t_end = time.perf_counter()
-        rec.t_connected = counter.t_connected
-        rec.t_first_byte = counter.received.t_first_body
-        rec.bytes_sent = counter.bytes_sent
-        rec.bytes_received = counter.bytes_received
-        rec.head_bytes_sent = counter.sent.head or 0
-        rec.head_bytes_received = counter.received.head or 0
+        finish(rec, counter)
     return rec
 
 
