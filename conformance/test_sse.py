@@ -3,7 +3,6 @@ produced, the end of the response, and reconnection."""
 
 import pytest
 
-from .suite import options_of
 from .validate import finding
 
 
@@ -190,4 +189,4 @@ def test_sse_reconnect_after_end(rule_id, conformance_target, check):
     if rec.status != expected:
         what = f"{len(rec.events)} events: the question ran again" if rec.status == 200 and rec.events else rec.error or ""
         items.append((finding(rule_id, f"a request with Last-Event-ID: {last_id} got status {rec.status}, expected {expected}; {what}"), rec))
-    check(rule_id, items, "sse", options_of())
+    check(rule_id, items, "sse")
