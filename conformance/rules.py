@@ -32,6 +32,7 @@ RULES: dict[str, Rule] = _rules(
     ("SCHEMA-ENVELOPE", "MUST", "2", "every event has a string type; seq, when present, is an integer; ts a number"),
     ("SCHEMA-TYPE-KNOWN", "MUST", "2", "every event type is one the profile defines"),
     ("SCHEMA-EVENT", "MUST", "2", "every event matches the JSON Schema of its type"),
+    ("SCHEMA-TS-SECONDS", "MUST", "2", "ts is the server's wall clock in Unix seconds (within an hour of the client's)"),
     # -- order [3] --
     ("ORDER-FIRST-START", "MUST", "3", "the first event is the profile's first type (start)"),
     ("ORDER-LAST-STREAM-END", "MUST", "3", "the last event is the profile's last type (stream_end)"),

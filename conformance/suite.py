@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from .parity import Divergence, strict_divergence, structural_divergence
 from .profile import Profile
 from .recording import Recording
@@ -47,6 +49,18 @@ def stream_problems(rule_id: str, recording: Recording, profile: Profile, label:
     if recording.error_kind and not out:
         out.append((finding(rule_id, f"{prefix}{recording.error}"), recording))
     return out
+
+
+def need(recordings: list[Recording], what: str, see: str) -> list[Recording]:
+    """The recordings, or a skip when there are none: a rule with nothing to judge
+    must not report a pass."""
+    if not recordings:
+        pytest.skip(f"no {what} to judge (see {see})")
+    return recordings
+
+
+def with_events(recordings: list[Recording]) -> list[Recording]:
+    return [r for r in recordings if r.events]
 
 
 def options_of(**kwargs: Any) -> dict[str, Any]:

@@ -23,8 +23,11 @@ from .parity import is_deterministic
 from .profile import Profile
 from .recorders import record_sse, record_ws
 from .recording import Limits, Recording
+from .validate import validate_recording
 
 TRANSPORTS = ("sse", "ws")
+MAX_METRICS_BYTES = 4_000_000
+"""Largest /metrics body read for the open-streams gauge."""
 CANCEL_AFTER = 2
 """The WebSocket cancel test sends its cancel after this many events."""
 
@@ -42,6 +45,7 @@ class Target:
     metrics_url: str | None = None
     _cache: dict[Any, Recording] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _findings: dict[int, tuple[Recording, list]] = field(default_factory=dict, repr=False)
     _prefetched: bool = field(default=False, repr=False)
 
     # -- URLs and requests --
@@ -145,19 +149,40 @@ class Target:
             return self.parity
         return "strict" if self.deterministic()[0] else "structural"
 
+    def findings(self, recording: Recording) -> list:
+        """``validate_recording(recording, profile)``, computed once per recording: every
+        SCHEMA-/ORDER- rule test reads the same baseline, and against a flood (10 000
+        events a recording) one jsonschema pass costs ~0.1 s per recording."""
+        key = id(recording)
+        with self._lock:
+            hit = self._findings.get(key)
+        if hit is None or hit[0] is not recording:
+            hit = (recording, validate_recording(recording, self.profile))
+            with self._lock:
+                self._findings[key] = hit  # the recording is kept, so its id is not reused
+        return hit[1]
+
     # -- metrics --
     def gauge(self, timeout: float = 2.0) -> float | None:
         """The current value of the profile's open-streams gauge, or None."""
         name = self.profile.disconnect.get("gauge")
         if not self.metrics_url or not name:
             return None
+        deadline = time.monotonic() + timeout
+        body = bytearray()
         try:
-            response = httpx.get(self.metrics_url, headers=self.headers, timeout=timeout)
+            # httpx's timeout bounds each read, not the body: a /metrics that never
+            # ends must not hold the suite, so bound the total time and size
+            with httpx.stream("GET", self.metrics_url, headers=self.headers, timeout=timeout) as response:
+                if response.status_code != 200:
+                    return None
+                for part in response.iter_bytes():
+                    body += part
+                    if len(body) > MAX_METRICS_BYTES or time.monotonic() > deadline:
+                        return None
         except httpx.HTTPError:
             return None
-        if response.status_code != 200:
-            return None
-        return parse_gauge(response.text, name)
+        return parse_gauge(body.decode("utf-8", "replace"), name)
 
     def wait_for_gauge(self, at_most: float, deadline_s: float, poll_s: float = 0.05) -> tuple[float | None, float]:
         """Poll the gauge until it is <= ``at_most`` or ``deadline_s`` passed; returns

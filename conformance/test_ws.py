@@ -3,7 +3,7 @@ permessage-deflate, and client messages that must be ignored."""
 
 import pytest
 
-from .suite import options_of, parity_divergence, stream_problems
+from .suite import need, options_of, parity_divergence, stream_problems, with_events
 from .target import CANCEL_AFTER
 from .validate import finding
 
@@ -16,6 +16,10 @@ def _handshake_ok(rec):
     return rec.status == 101 and rec.error_kind != "connect"
 
 
+def _opened(target):
+    return need([r for r in _ws(target) if _handshake_ok(r)], "completed WebSocket handshake", "WS-HANDSHAKE")
+
+
 @pytest.mark.parametrize("rule_id", ["WS-HANDSHAKE"])
 def test_ws_handshake(rule_id, conformance_target, check):
     items = [(finding(rule_id, f"handshake status {rec.status}" + (f": {rec.error}" if rec.error else "")), rec)
@@ -25,15 +29,16 @@ def test_ws_handshake(rule_id, conformance_target, check):
 
 @pytest.mark.parametrize("rule_id", ["WS-TEXT-FRAMES"])
 def test_ws_text_frames(rule_id, conformance_target, check):
+    recordings = need(with_events(_opened(conformance_target)), "WebSocket frames", "WS-HANDSHAKE")
     items = [(finding(rule_id, f"binary frame of {len(e.raw)} bytes", e.index), rec)
-             for rec in _ws(conformance_target) for e in rec.events if e.frame == "binary"]
+             for rec in recordings for e in rec.events if e.frame == "binary"]
     check(rule_id, items, "ws")
 
 
 @pytest.mark.parametrize("rule_id", ["WS-JSON-FRAME"])
 def test_ws_json_frame(rule_id, conformance_target, check):
     items = []
-    for rec in _ws(conformance_target):
+    for rec in need(with_events(_opened(conformance_target)), "WebSocket frames", "WS-HANDSHAKE"):
         for e in rec.events:
             if e.frame != "text":
                 continue
@@ -49,7 +54,7 @@ def test_ws_close_1000(rule_id, conformance_target, check):
     expected = conformance_target.profile.transport("ws").get("close_normal", 1000)
     items = [(finding(rule_id, f"closed with {rec.close_code} {rec.close_reason or ''}".strip()
                       + (f" ({rec.error})" if rec.error else "")), rec)
-             for rec in _ws(conformance_target) if _handshake_ok(rec) and rec.close_code != expected]
+             for rec in _opened(conformance_target) if rec.close_code != expected]
     check(rule_id, items, "ws")
 
 
@@ -57,9 +62,7 @@ def test_ws_close_1000(rule_id, conformance_target, check):
 def test_ws_close_frame(rule_id, conformance_target, check):
     forbidden = set(conformance_target.profile.transport("ws").get("forbidden_close", [1006, 1011]))
     items = []
-    for rec in _ws(conformance_target):
-        if not _handshake_ok(rec):
-            continue
+    for rec in _opened(conformance_target):
         if not rec.close_frame_received:
             items.append((finding(rule_id, f"no close frame: the connection dropped ({rec.error or 'close code ' + str(rec.close_code)})"), rec))
         elif rec.close_code in forbidden:
@@ -93,7 +96,28 @@ def test_ws_cancel(rule_id, conformance_target, check):
     normal = target.profile.transport("ws").get("close_normal", 1000)
     if rec.close_code != normal:
         items.append((finding(rule_id, f"closed with {rec.close_code} after the cancel, expected {normal}"), rec))
+    if not items:
+        items, options = _late_cancel_problems(rule_id, target, spec, terminal, normal)
     check(rule_id, items, "ws", options)
+
+
+def _late_cancel_problems(rule_id, target, spec, terminal, normal):
+    """A cancel that arrives after the terminal event changes nothing: the stream
+    still ends with its one terminal event and stream_end, and closes normally."""
+    full = _ws(target)[0]
+    at = next((e.index for e in full.events if e.type in terminal), None)
+    if at is None:
+        return [], {}
+    rec = target.cached(("ws-cancel-late",), lambda: target.record(
+        "ws", dict(full.params), cancel_after=at + 1, cancel_message=spec["message"]))
+    options = options_of(cancel_after=at + 1)
+    items = stream_problems(rule_id, rec, target.profile, f"cancel sent after {full.events[at].type!r}")
+    expect = spec["expect"]
+    if any(isinstance(e.data, dict) and all(e.data.get(k) == v for k, v in expect.items()) for e in rec.events):
+        items.append((finding(rule_id, f"a cancel after {full.events[at].type!r} still produced {expect}"), rec))
+    if rec.close_code != normal:
+        items.append((finding(rule_id, f"closed with {rec.close_code} after a late cancel, expected {normal}"), rec))
+    return items, options
 
 
 

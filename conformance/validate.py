@@ -231,11 +231,35 @@ def validate_stream(objects: list[Any], profile: Profile) -> list[Finding]:
     return out
 
 
+CLOCK_TOLERANCE_S = 3600.0
+"""How far a ``ts`` may be from the client's clock at arrival and still count as
+Unix seconds: wide enough for any clock skew, narrow enough to catch a ts in
+milliseconds (a factor of 1000 off) or a counter."""
+
+
+def plausible_ts(value: Any, arrival_wall: float) -> bool:
+    """Whether a timestamp looks like Unix seconds from a clock close to ours."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value - arrival_wall) <= CLOCK_TOLERANCE_S
+
+
+def _clock_findings(recording: Recording, profile: Profile) -> list[Finding]:
+    field = profile.timestamp_field
+    if not field:
+        return []
+    for e in recording.events:
+        if e.t_wall > 0 and isinstance(e.data, dict) and isinstance(e.data.get(field), (int, float)) \
+                and not isinstance(e.data.get(field), bool) and not plausible_ts(e.data[field], e.t_wall):
+            off = e.data[field] - e.t_wall
+            return [finding("SCHEMA-TS-SECONDS", f"{field} is {short(e.data[field])}, {off:+.3g} s from the client's clock "
+                            f"at arrival: not Unix seconds", e.index, f"/{field}")]
+    return []
+
+
 def validate_recording(recording: Recording, profile: Profile) -> list[Finding]:
     """``validate_stream`` on a recording's events, with JSON parse errors reported
     as SCHEMA-JSON (an event that did not parse takes part in the order checks as
-    an event of no type)."""
-    out = [
+    an event of no type), and ``ts`` held against the arrival clock."""
+    out = _clock_findings(recording, profile) + [
         finding("SCHEMA-JSON", f"not JSON: {e.parse_error}; raw {short(e.text if e.text is not None else e.raw.decode('latin-1'))}", e.index)
         for e in recording.events
         if e.parse_error is not None

@@ -26,7 +26,7 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidURI,
 )
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from conformance.recording import Limits, RecordedEvent, Recording
 
@@ -222,6 +222,7 @@ def _record(
             ping_interval=None,
             close_timeout=max(0.001, min(limits.end_grace, budget.t_total - time.perf_counter())),
             max_size=limits.max_event_bytes,
+            create_connection=_KeepEventsConnection,
         )
         ws = ws_cm.__enter__()
     except InvalidStatus as exc:
@@ -359,6 +360,22 @@ def _read_frames(
                 pass  # the next recv reports the close
         if event.type in end_types and budget.phase != "grace":
             budget.enter("grace")
+
+
+class _KeepEventsConnection(ClientConnection):
+    """websockets drops the events of a read when the automatic reply it then sends
+    fails (sync/connection.py: "If self.send_data raised an exception, then events
+    are lost"). A server that closes TCP right after its close frame (aiohttp does)
+    makes our close reply fail with EPIPE whenever a pong went out just before: the
+    last frames, stream_end among them, would vanish. Once the server's close frame
+    is in, a reply that cannot go out is no reason to lose what arrived."""
+
+    def send_data(self) -> None:
+        try:
+            super().send_data()
+        except OSError:
+            if self.protocol.close_rcvd is None:
+                raise
 
 
 _SLICE = 0.25
