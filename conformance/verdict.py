@@ -59,13 +59,24 @@ def _event_line(recording: Recording, index: int) -> str:
     return f"    [{index}] {text[:160]}{'...' if len(text) > 160 else ''}"
 
 
+def _request_label(recording: Recording) -> str:
+    """Which request a finding comes from, when a rule looked at several."""
+    parts = []
+    for key, value in recording.params.items():
+        text = value if len(value) <= 30 else value[:27] + "..."
+        parts.append(f"{key}={text!r}")
+    return " ".join(parts[:2])
+
+
 def describe(rule_id: str, items: list[tuple[Finding, Recording | None]], transport: str | None,
              options: dict[str, Any] | None = None) -> str:
     """The failure or warning text for a rule broken at these places."""
     r = rule(rule_id)
     lines = [f"[{rule_id}] {r.level}: {r.requirement} (PROTOCOL.md section {r.section})"]
+    several = len({id(rec) for _, rec in items}) > 1
     for found, recording in items[:MAX_FINDINGS_SHOWN]:
-        where = ", ".join(x for x in (transport or (recording.transport if recording else ""), found.where()) if x)
+        request = _request_label(recording) if several and recording is not None else ""
+        where = ", ".join(x for x in (transport or (recording.transport if recording else ""), found.where(), request) if x)
         lines.append(f"  seen ({where}): {found.message}")
     if len(items) > MAX_FINDINGS_SHOWN:
         lines.append(f"  ... and {len(items) - MAX_FINDINGS_SHOWN} more")
