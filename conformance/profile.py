@@ -106,6 +106,7 @@ META_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
+                "question_param": {"type": "string", "minLength": 1},
                 "sample_questions": {**_STR_LIST, "minItems": 1},
                 "invalid": {"type": "array", "items": _CASE},
                 "valid_edge": {"type": "array", "items": _CASE},
@@ -219,6 +220,11 @@ class Profile:
     @property
     def request(self) -> dict[str, Any]:
         return self.raw.get("request", {})
+
+    @property
+    def question_param(self) -> str:
+        """The request parameter that carries the question (default ``question``)."""
+        return self.request.get("question_param", "question")
 
     @property
     def sample_questions(self) -> list[str]:

@@ -56,7 +56,7 @@ class Target:
     def request_params(self, question: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
         params = dict(self.params)
         if question is not None:
-            params["question"] = question
+            params[self.profile.question_param] = question
         params.update(extra or {})
         return params
 

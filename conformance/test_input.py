@@ -152,7 +152,7 @@ def never_5xx_problems(rule_id: str, rec, target: Target, label: str) -> list:
 @pytest.mark.parametrize("rule_id", ["INPUT-NEVER-5XX"])
 def test_drawn_values_never_5xx(rule_id, transport, conformance_target, check):
     target = conformance_target
-    names = list(target.profile.request.get("params", {})) or ["question"]
+    names = list(target.profile.request.get("params", {})) or [target.profile.question_param]
 
     @settings(max_examples=2, deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
               suppress_health_check=list(HealthCheck))
