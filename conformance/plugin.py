@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from .profile import DEFAULT_PROFILE, ProfileError, load_profile
+from .profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
 from .recording import Limits
 from .rules import rule, rule_transport
 from .target import Target
@@ -26,6 +26,7 @@ from .verdict import ConformanceWarning, judge
 
 REPORT_KEY = pytest.StashKey[list]()
 SUITE_KEY = pytest.StashKey[dict]()
+PROFILE_KEY = pytest.StashKey[Profile]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +74,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--stream-timeout must be a positive number of seconds")
     _key_value(config.getoption("param"), "=", "--param")
     _key_value(config.getoption("header"), ":", "--header")
+    try:
+        # checked here, not in the session fixture, so a broken profile is a usage
+        # error before collection instead of an error in every test's setup
+        config.stash[PROFILE_KEY] = load_profile(config.getoption("profile"))
+    except ProfileError as exc:
+        raise pytest.UsageError(f"--profile: {exc}") from None
 
 
 def _is_suite_item(item: pytest.Item) -> bool:
@@ -99,10 +106,7 @@ def conformance_target(pytestconfig: pytest.Config) -> Iterator[Target]:
     """The backend under test; starts the embedded reference server when no
     --base-url is given."""
     opt = pytestconfig.getoption
-    try:
-        profile = load_profile(opt("profile"))
-    except ProfileError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    profile = pytestconfig.stash[PROFILE_KEY]
     server = None
     base_url = opt("base_url")
     if base_url is None:

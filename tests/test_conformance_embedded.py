@@ -31,3 +31,24 @@ def test_default_suite_passes_on_embedded_server(tmp_path: Path) -> None:
     assert judged == set(RULES), set(RULES) - judged
     assert doc["backend"].startswith("http://127.0.0.1:")
     print(f"default suite on the embedded server: {len(doc['rules'])} rule tests in {elapsed:.1f} s")
+
+
+def _pytest(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "-q", "-p", "no:cacheprovider",
+                           *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_broken_profile_is_a_usage_error_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile: x\ntype_field: kind\nevents: {hello: {type: object}}\norder: {first: hello, lsat: bye}\n")
+    proc = _pytest(["--profile", str(bad)], tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "order.lsat: unknown key" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+    for args, words in ((["--base-url", "127.0.0.1:8000"], "must start with http"),
+                        (["--param", "novalue"], "NAME=VALUE"),
+                        (["--stream-timeout", "0"], "positive")):
+        proc = _pytest(args, tmp_path)
+        assert proc.returncode == 4 and words in proc.stderr, (args, proc.stderr)
