@@ -15,6 +15,7 @@ Options of this helper (taken out before Locust sees the rest):
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -41,8 +42,8 @@ def split_args(argv: list[str]) -> tuple[bool, float | None, list[str]]:
                 pace = float(value)
             except ValueError:
                 raise ValueError(f"--pace-ms {value!r} is not a number") from None
-            if pace < 0:
-                raise ValueError("--pace-ms must be >= 0")
+            if not (math.isfinite(pace) and pace >= 0):  # inf: the server's streams would never end
+                raise ValueError("--pace-ms must be a finite number >= 0")
         else:
             rest.append(arg)
     return sweep, pace, rest

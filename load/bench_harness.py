@@ -42,8 +42,8 @@ from websockets.sync.client import connect as ws_connect  # noqa: E402
 from conformance.profile import load_profile  # noqa: E402
 from conformance.recorders.ws import ws_url  # noqa: E402
 from load.config import DEFAULT_QUESTION, ConfigError, LoadConfig, check_loopback  # noqa: E402
-from load.metrics import RunAccumulator, classify_error, stream_figures  # noqa: E402
-from load.pipeline import record, validate  # noqa: E402
+from load.metrics import RunAccumulator  # noqa: E402
+from load.pipeline import judge, record  # noqa: E402
 
 
 _PLAIN_CLIENT: httpx.Client | None = None
@@ -113,8 +113,7 @@ class Measured:
                  deliveries: list[float] | None) -> int:
         rec = record(transport, cfg, params)
         t0 = time.perf_counter()
-        findings = validate(rec, self.profile) if self.profile is not None and classify_error(rec)[0] is None else []
-        fig = stream_figures(rec, findings)
+        fig = judge(rec, self.profile)
         self.run.add_stream(fig)
         self.post_s.append(time.perf_counter() - t0)
         if rec.error_kind is not None or fig.rules:

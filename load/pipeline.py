@@ -1,8 +1,9 @@
 """One measured stream, end to end: record it, validate it, turn it into figures.
 
-The Locust users and the harness benchmark (``load/bench_harness.py``) both call
-:func:`measure_stream`, so the benchmark times exactly the code path a load run
-uses. No Locust import here: importing Locust monkey-patches the process.
+The Locust users call :func:`measure_stream` (:func:`record`, then :func:`judge`);
+the harness benchmark (``load/bench_harness.py``) calls the same two, timing
+:func:`judge` apart, so it measures exactly the code path a load run uses. No
+Locust import here: importing Locust monkey-patches the process.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from conformance.recorders import record_sse, record_ws
 from conformance.recording import Limits, Recording
+from conformance.validate import validate_recording
 
 from .config import LoadConfig
 from .metrics import StreamFigures, classify_error, stream_figures
@@ -29,21 +31,16 @@ def record(transport: str, cfg: LoadConfig, params: dict[str, str]) -> Recording
                      limits=limits_for(cfg), end_types=("stream_end",))
 
 
-def validate(rec: Recording, profile: Any) -> list[Any]:
-    """MUST and SHOULD findings of the conformance validator on a complete stream."""
-    from conformance import validate as v
-
-    fn = getattr(v, "validate_recording", None)
-    if fn is not None:
-        return fn(rec, profile)
-    return v.validate_stream(rec.objects, profile)
+def judge(rec: Recording, profile: Any = None) -> StreamFigures:
+    """Validate (when ``profile`` is given and the stream is complete), and compute figures."""
+    findings: list[Any] = []
+    if profile is not None and classify_error(rec)[0] is None:
+        findings = validate_recording(rec, profile)
+    return stream_figures(rec, findings)
 
 
 def measure_stream(transport: str, cfg: LoadConfig, params: dict[str, str], profile: Any = None
                    ) -> tuple[Recording, StreamFigures]:
-    """Record, validate (when ``profile`` is given and the stream is complete), and compute figures."""
+    """Record one stream, then :func:`judge` it."""
     rec = record(transport, cfg, params)
-    findings: list[Any] = []
-    if profile is not None and classify_error(rec)[0] is None:
-        findings = validate(rec, profile)
-    return rec, stream_figures(rec, findings)
+    return rec, judge(rec, profile)

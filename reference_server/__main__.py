@@ -7,6 +7,7 @@ works on both transports) so that the CLI is only argument parsing.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from .serve import run
@@ -19,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace-ms", type=float, default=30.0, help="delay in ms before each chunk and reasoning event (default 30; 0 for none)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
     args = parser.parse_args(argv)
-    if args.pace_ms < 0:
-        parser.error("--pace-ms must be >= 0")
+    if not (math.isfinite(args.pace_ms) and args.pace_ms >= 0):  # inf: streams that never end; nan: 0
+        parser.error("--pace-ms must be a finite number >= 0")
     run(host=args.host, port=args.port, pace_ms=args.pace_ms, log_level=args.log_level)
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from contextlib import aclosing
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -58,8 +59,12 @@ class _NoResume(Exception):
 
 
 def create_app(pace_ms: float = 30.0) -> FastAPI:
-    """A fresh app; ``pace_ms`` is the delay before each chunk/reasoning event."""
-    pace = max(0.0, float(pace_ms)) / 1000.0
+    """A fresh app; ``pace_ms`` is the delay before each chunk/reasoning event
+    (finite and >= 0: an infinite pace would make every stream hang)."""
+    pace_ms = float(pace_ms)
+    if not (math.isfinite(pace_ms) and pace_ms >= 0):
+        raise ValueError(f"pace_ms must be a finite number >= 0, not {pace_ms!r}")
+    pace = pace_ms / 1000.0
     metrics = Metrics()
     load_frames()  # read the CSVs now, not during the first stream
     for _ in agent_events(StreamRequest("incidents by region")):  # warm pandas' lazy imports up

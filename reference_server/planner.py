@@ -338,12 +338,14 @@ def render_code(plan: Plan, group: str | None) -> str:
             ")\n"
         )
     if plan.kind == "rate":
+        # Group the flag by the table's own column: a column the code itself
+        # added (``df.assign(failed=...)``) would make a question "... by
+        # failed" succeed where the plan expects a missing column.
         return (
             f"df = {table}\n"
             "failed = df['outcome'] != 'success'\n"
             "result = (\n"
-            f"    df.assign(failed=failed)\n"
-            f"    .groupby({g})['failed']\n"
+            f"    failed.groupby(df[{g}])\n"
             "    .mean()\n"
             "    .mul(100)\n"
             "    .round(1)\n"

@@ -56,7 +56,6 @@ async def _wait(stop: StopSignal, seconds: float) -> None:
 async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) -> AsyncIterator[dict[str, Any]]:
     """The stamped events of one run, ``stream_end`` included. ``pace`` in seconds."""
     seq = 0
-    ended = False  # complete or error already sent: a cancel changes nothing any more
 
     def stamp(event: dict[str, Any]) -> dict[str, Any]:
         nonlocal seq
@@ -78,7 +77,7 @@ async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) ->
         while True:
             if stop.reason == "disconnect":
                 return
-            if stop.reason == "cancel" and not ended:
+            if stop.reason == "cancel":
                 for event in cancelled():
                     yield event
                 return
@@ -88,14 +87,13 @@ async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) ->
                 break
             except Exception as exc:  # a bug in the agent still ends the stream properly
                 event = {"type": "error", "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
-            if event["type"] in PACED_TYPES and not ended:
+            if event["type"] in PACED_TYPES:
                 await _wait(stop, pace)
                 if stop.reason is not None:
                     continue  # re-check at the top: cancel or disconnect wins over this event
             yield stamp(event)
             if event["type"] in TERMINAL_TYPES:
-                ended = True
-                break
+                break  # complete or error sent: from here a cancel changes nothing
         if stop.reason == "disconnect":
             return
         yield stamp({"type": "stream_end"})

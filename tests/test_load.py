@@ -560,6 +560,8 @@ def test_step_shape_keeps_results_per_level_on_the_embedded_server(tmp_path):
     for lv in summary["levels"]:
         level = json.loads((results / lv["dir"] / "summary.json").read_text())
         assert level["config"]["users"] == lv["users"]
+        # every level ran streams of its own (a stream counted toward the wrong level would empty one)
+        assert level["transports"] and all(s["streams"] > 0 for s in level["transports"].values()), lv
         for t, s in level["transports"].items():
             per_level[t] = per_level.get(t, 0) + s["streams"]
     assert per_level == total and all(v > 0 for v in total.values())
@@ -570,8 +572,9 @@ def test_helper_arguments():
 
     assert split_args(["--sweep", "--pace-ms", "5", "-u", "3"]) == (True, 5.0, ["-u", "3"])
     assert split_args(["--pace-ms=0"]) == (False, 0.0, [])
-    with pytest.raises(ValueError, match="--pace-ms"):
-        split_args(["--pace-ms", "-1"])
+    for bad in ("-1", "inf", "nan"):  # inf: the embedded server's streams would never end
+        with pytest.raises(ValueError, match="--pace-ms"):
+            split_args(["--pace-ms", bad])
     cmd = locust_command(["--headless"], sweep=True, host="http://127.0.0.1:9")
     assert cmd[1:3] == ["-m", "locust"]
     assert cmd[3:] == ["-f", SWEEPFILE, "--host", "http://127.0.0.1:9", "--headless"]

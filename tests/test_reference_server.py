@@ -31,9 +31,13 @@ from conformance.validate import validate_stream
 from reference_server.app import create_app
 from reference_server.datasets import DATA_DIR, load_frames
 from reference_server.embedded import EmbeddedServer
+from reference_server.agent import agent_events
+from reference_server.datasets import TABLES
 from reference_server.params import StreamRequest
+from reference_server.planner import AGG_LABELS, Plan, render_code
 from reference_server.sandbox import UnsafeCode, run_code
 from reference_server.stream import StopSignal, paced_events
+from stub_servers import read_head
 
 SSE = "/agent/stream"
 WS = "/ws/agent/stream"
@@ -102,13 +106,18 @@ def raw_request(base: str, target: str, *, upgrade: bool = False, timeout: float
             sock.sendall((head + "\r\n").encode("latin-1"))
         except OSError:
             pass  # the server may answer and close before it has read everything
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data
+        return read_head(sock)
+
+
+def recv_until_closed(conn: Any, timeout: float) -> list[Any]:
+    """Every JSON message until the server closes (each read bounded by ``timeout``)."""
+    got = []
+    try:
+        while True:
+            got.append(json.loads(conn.recv(timeout=timeout)))
+    except ConnectionClosed:
+        pass
+    return got
 
 
 def status_of(head: bytes) -> int:
@@ -322,12 +331,7 @@ def test_ws_cancel_ends_with_cancelled_error(reference_url: str) -> None:
 def test_ws_cancel_right_after_connect(slow_url: str) -> None:
     with ws_connect(ws_url(slow_url + WS, {"question": "incidents by region"}), open_timeout=5) as conn:
         conn.send(json.dumps({"type": "cancel"}))
-        got = []
-        try:
-            while True:
-                got.append(json.loads(conn.recv(timeout=5)))
-        except ConnectionClosed:
-            pass
+        got = recv_until_closed(conn, timeout=5)
         assert conn.close_code == 1000
     assert got[0]["type"] == "start" and [e["type"] for e in got[-2:]] == ["error", "stream_end"]
     assert got[-2]["code"] == "cancelled" and len(got) < 10
@@ -345,6 +349,23 @@ def test_cancel_before_the_first_event_sends_start_first() -> None:
     events = asyncio.run(run())
     assert [e["type"] for e in events] == ["start", "error", "stream_end"]
     assert events[1]["code"] == "cancelled" and [e["seq"] for e in events] == [0, 1, 2]
+
+
+def test_cancel_after_complete_still_ends_with_stream_end_only() -> None:
+    """Sans-I/O: a cancel that comes once ``complete`` is out changes nothing."""
+
+    async def run() -> list[dict[str, Any]]:
+        stop = StopSignal()
+        out = []
+        async for event in paced_events(StreamRequest("incidents by region"), 0.0, stop):
+            out.append(event)
+            if event["type"] == "complete":
+                stop.stop("cancel")
+        return out
+
+    events = asyncio.run(run())
+    assert [e["type"] for e in events[-2:]] == ["complete", "stream_end"]
+    assert "error" not in [e["type"] for e in events]
 
 
 def test_disconnect_stops_without_more_events() -> None:
@@ -383,12 +404,7 @@ def test_ws_odd_client_messages_are_ignored(reference_url: str) -> None:
     with ws_connect(url, open_timeout=5, max_size=None) as conn:
         for message in ("[" * 30_000 + "]" * 30_000, '{"type": "CANCEL"}', "[]", b"\x00\xff", '"cancel"'):
             conn.send(message)
-        got = []
-        try:
-            while True:
-                got.append(json.loads(conn.recv(timeout=10)))
-        except ConnectionClosed:
-            pass
+        got = recv_until_closed(conn, timeout=10)
         assert conn.close_code == 1000
     assert [e["type"] for e in got[-2:]] == ["complete", "stream_end"]
     assert validate_stream(got, PROFILE) == []
@@ -529,6 +545,65 @@ def test_hostile_questions_are_only_data(reference_url: str, question: str) -> N
 def test_sandbox_refuses_escapes(code: str) -> None:
     with pytest.raises(UnsafeCode):
         run_code(code, {"incidents": load_frames()["incidents"]})
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["result = pd.io.common.os.getcwd()", "result = pd.read_csv('/etc/passwd')", "result = incidents.to_pickle",
+     "result = pd.read_pickle", "result = incidents.query('service == service')"],
+)
+def test_sandbox_refuses_what_pandas_reaches_beyond_the_frames(code: str) -> None:
+    with pytest.raises(UnsafeCode):
+        run_code(code, {"incidents": load_frames()["incidents"]})
+
+
+def _every_template() -> list[Plan]:
+    plans = [Plan("deployments", "rate", group="team", top=3), Plan("joined", "joined", group="team", top=3)]
+    for target, info in TABLES.items():
+        plans += [Plan(target, "count", group="team"), Plan(target, "count", group="service", top=3)]
+        for period in ("month", "week"):
+            plans.append(Plan(target, "trend", period=period))
+            plans += [Plan(target, "trend", period=period, metric=info.numeric[0], agg=agg) for agg in AGG_LABELS]
+        plans += [Plan(target, "aggregate", group="team", metric=m, agg=agg, top=3)
+                  for m in info.numeric for agg in AGG_LABELS]
+    return plans
+
+
+def test_every_code_template_runs_in_the_sandbox() -> None:
+    """The sandbox's attribute allow-list covers every template the planner can render."""
+    frames = dict(load_frames())
+    for plan in _every_template():
+        result = run_code(render_code(plan, plan.group), frames)
+        assert not result.empty and plan.value_column in result.columns, plan
+
+
+def test_rate_question_grouping_by_a_name_the_code_defines_still_reflects() -> None:
+    """'by failed': the first attempt must fail on the missing column (it once
+    grouped by a column the code itself had added, and the run ended in error)."""
+    events = list(agent_events(StreamRequest("deployment failure rate by failed", "deployments")))
+    kinds = [e["type"] for e in events]
+    assert "error" not in kinds and kinds[-1] == "complete", [e for e in events if e["type"] == "error"]
+    (reflection,) = [e for e in events if e["type"] == "reflection"]
+    assert reflection["error"] == "KeyError: 'failed'"
+    assert events[-1]["data"]["attempts"] == 2
+
+
+def test_non_finite_pace_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An infinite pace made every stream stall after two events; NaN silently meant 0."""
+    from reference_server import __main__ as cli
+
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="pace_ms"):
+            create_app(pace_ms=bad)
+
+    def never(**_: Any) -> None:
+        raise AssertionError("the server was started with a bad --pace-ms")
+
+    monkeypatch.setattr(cli, "run", never)
+    for bad in ("inf", "nan", "-1"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["--pace-ms", bad])
+        assert exit_info.value.code == 2
 
 
 def test_sandbox_has_no_dangerous_builtins() -> None:
