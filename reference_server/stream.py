@@ -42,6 +42,10 @@ def dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+_DONE: Any = object()
+"""Returned by ``next`` when the agent has no more events."""
+
+
 async def _wait(stop: StopSignal, seconds: float) -> None:
     if seconds <= 0:
         await asyncio.sleep(0)
@@ -82,11 +86,14 @@ async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) ->
                     yield event
                 return
             try:
-                event = next(events)
-            except StopIteration:
-                break
+                # off the event loop: a step that runs the pandas code takes a few
+                # milliseconds, which would otherwise delay every other open stream
+                # and inflate the latencies this server is used to measure
+                event = await asyncio.to_thread(next, events, _DONE)
             except Exception as exc:  # a bug in the agent still ends the stream properly
                 event = {"type": "error", "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            if event is _DONE:
+                break
             if event["type"] in PACED_TYPES:
                 await _wait(stop, pace)
                 if stop.reason is not None:
@@ -98,4 +105,7 @@ async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) ->
             return
         yield stamp({"type": "stream_end"})
     finally:
-        events.close()
+        try:
+            events.close()
+        except ValueError:
+            pass  # cancelled while a step ran in its worker thread: the step finishes there, unread
