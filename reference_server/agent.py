@@ -59,7 +59,7 @@ def _describe_frames(dataset: str) -> str:
 
 
 def _reflection_text(plan: Plan, error: BaseException) -> str:
-    table = "incidents and deployments" if plan.target == "joined" else plan.target
+    table = "the joined incidents and deployments table" if plan.target == "joined" else plan.target
     columns = (
         ", ".join(f"`{c}`" for c in ("service", "team"))
         if plan.target == "joined"

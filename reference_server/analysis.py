@@ -85,7 +85,7 @@ def analysis_markdown(plan: Plan, result: pd.DataFrame, substituted: str | None)
     lines: list[str] = [f"### {plan.title}", ""]
     if substituted:
         lines += [
-            f"> There is no `{substituted}` column in the data, so the results are grouped by "
+            f"> There is no `{substituted}` column in the table analysed, so the results are grouped by "
             f"`{plan.group}` instead.",
             "",
         ]
