@@ -16,7 +16,9 @@ the transport really says, so the verdict is on the ratio SSE / WS:
 * **contradicted**: WebSocket measured worse than SSE by more than 10 %
   (``measured < 1 / 1.1``);
 * **not confirmed**: anything between (including no difference at all);
-* **not measured**: a figure is missing (no ``ts`` on events, a transport absent).
+* **not measured**: a figure is missing (no ``ts`` on events, a transport absent),
+  or no ratio can be formed (WS measured 0, or a negative framing figure when
+  compression puts fewer bytes on the wire than the payload holds).
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ class Claim:
 
     @property
     def measured_ratio(self) -> float | None:
-        if self.sse_measured is None or self.ws_measured is None or self.ws_measured == 0:
+        """SSE / WS; None when a figure is missing, WS is 0, or a figure is negative
+        (framing with compression: fewer bytes on the wire than in the payload),
+        since no ratio then says which transport is worse."""
+        if self.sse_measured is None or self.ws_measured is None or self.ws_measured <= 0 or self.sse_measured < 0:
             return None
         return self.sse_measured / self.ws_measured
 
@@ -79,14 +84,19 @@ def verdict(claimed_ratio: float, measured_ratio: float | None) -> str:
 
 
 def _ratio_words(r: float) -> str:
-    return f"{fmt(round(r, 2))}x" if r < 10 else f"{r:.0f}x"
+    # fmt keeps 3 significant digits below 1: a ratio of 0.002 must not read "0x"
+    return f"{fmt(r)}x" if r < 10 else f"{r:.0f}x"
 
 
 def _claim(id_: str, claim: str, figure: str, method: str, unit: str, sse_c: float, ws_c: float,
            sse_m: float | None, ws_m: float | None, missing: str = "") -> Claim:
     c = Claim(id_, claim, figure, method, unit, sse_c, ws_c, sse_m, ws_m, "", "")
     v = verdict(c.claimed_ratio, c.measured_ratio)
-    if v == "not measured":
+    if v == "not measured" and sse_m is not None and ws_m is not None:
+        # both figures were measured: only the ratio cannot be formed
+        text = (f"not measured: SSE {figure} {fmt(sse_m)} {unit} vs WS {fmt(ws_m)} {unit}: "
+                "no ratio from a zero or negative figure to hold against the claim")
+    elif v == "not measured":
         text = f"not measured: {missing or 'a figure is missing from the run'}"
     else:
         text = (f"{v}: measured SSE {figure} {fmt(sse_m)} {unit} vs WS {fmt(ws_m)} {unit} "

@@ -106,6 +106,8 @@ def read_json(path: str | Path, what: str) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise GateInputError(f"{what} {str(p)!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GateInputError(f"{what} {str(p)!r} is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise GateInputError(f"{what} {str(p)!r}: expected a JSON object")
     if not isinstance(data.get("transports"), dict):
@@ -119,7 +121,9 @@ def read_json(path: str | Path, what: str) -> dict[str, Any]:
 def load_rules(rules: str | Path | Sequence[str | Rule]) -> list[Rule]:
     """Rules from a YAML file (a path; ``"ci"`` names the packaged CI rules) or a list of rule strings."""
     if isinstance(rules, (str, Path)):
-        p = CI_RULES if str(rules) == "ci" and not Path("ci").exists() else Path(rules)
+        # "ci" names the packaged rules unless a rules FILE of that name is here (a ci/
+        # directory, common in repositories, is not one)
+        p = CI_RULES if str(rules) == "ci" and not Path("ci").is_file() else Path(rules)
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:

@@ -79,6 +79,8 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         raise ReportInputError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportInputError(f"{what}: {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ReportInputError(f"{what}: {path} is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ReportInputError(f"{what}: {path} must hold a JSON object")
     return data
@@ -95,6 +97,28 @@ def check_summary(summary: dict[str, Any], where: str) -> None:
     for name, t in transports.items():
         if not isinstance(t, dict):
             raise ReportInputError(f"{where}: transports.{name} must be an object")
+        for key in ("streams", "events"):
+            if t.get(key) is not None and finite(t.get(key)) is None:
+                raise ReportInputError(f"{where}: transports.{name}.{key} must be a number, not {t.get(key)!r}")
+        for key in ("metrics", "bytes", "errors", "warnings"):
+            _check_type(t, key, dict, "an object", f"{where}: transports.{name}")
+        for key in ("per_stream", "per_event"):
+            _check_type(t.get("bytes") or {}, key, dict, "an object", f"{where}: transports.{name}.bytes")
+        for section in ("errors", "warnings"):
+            _check_type(t.get(section) or {}, "rules", dict, "an object", f"{where}: transports.{name}.{section}")
+    # the other sections the report reads: the wrong type would end in a traceback
+    for key in ("config", "clock", "cpu", "versions", "histograms"):
+        _check_type(summary, key, dict, "an object", where)
+    for key in ("levels", "warnings"):
+        _check_type(summary, key, list, "a list", where)
+    if summary.get("duration_s") is not None and finite(summary.get("duration_s")) is None:
+        raise ReportInputError(f"{where}: duration_s must be a number, not {summary.get('duration_s')!r}")
+
+
+def _check_type(node: dict[str, Any], key: str, kind: type, name: str, where: str) -> None:
+    value = node.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise ReportInputError(f"{where}: {key} must be {name}, not {type(value).__name__}")
 
 
 def decode_histogram(encoded: str | bytes) -> Histogram:

@@ -100,6 +100,9 @@ def parse_rule(text: str, why: str = "") -> Rule:
         offset = float(b["offset"]) if b["offset"] else 0.0
         if b["sign"] == "-":
             offset = -offset
+        if not (math.isfinite(factor) and math.isfinite(offset)):
+            # 'baseline * 1e400' would be a limit of inf: a rule that can never fail
+            raise RuleError(f"malformed rule {text!r}: the factor and the slack must be finite numbers")
         return Rule(kind="baseline", factor=factor, offset=offset, **common)
     raise RuleError(
         f"malformed rule {text!r}: limit {rhs!r} is neither a number nor "
@@ -139,6 +142,8 @@ def parse_rules_text(text: str, source: str = "rules") -> list[Rule]:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise RuleError(f"{source}: not valid YAML: nested too deeply") from None
     return parse_rules_document(doc, source)
 
 

@@ -63,6 +63,8 @@ def test_parse_the_three_kinds() -> None:
     ("ws.ttfe.p95_ms == 50", "operator '==' is not allowed"),
     ("ttfe <= 50", "expected 'METRIC OP LIMIT'"),
     ("ws.ttfe.p95_ms <= baseline * x", "neither a number nor 'baseline"),
+    ("ws.ttfe.p95_ms <= baseline * 1e400", "must be finite"),  # a limit of inf never fails
+    ("ws.ttfe.p95_ms <= baseline + " + "9" * 400, "must be finite"),
     ("", "empty"),
 ])
 def test_malformed_rules_say_what_is_wrong(text: str, words: str) -> None:
@@ -84,6 +86,8 @@ def test_rules_file_yaml_forms() -> None:
         parse_rules_text("rules: [a, b\n")
     with pytest.raises(RuleError, match="expected a 'rules:' list"):
         parse_rules_text("limits:\n  - sse.streams >= 1\n")
+    with pytest.raises(RuleError, match="nested too deeply"):
+        parse_rules_text("rules: " + "[" * 5000 + "]" * 5000)
 
 
 # ---- metric paths --------------------------------------------------------------
@@ -177,12 +181,30 @@ def test_run_gate_table_and_markdown(tmp_path: Path) -> None:
     assert "❌ FAIL" in text
 
 
+def test_ci_names_the_packaged_rules_even_beside_a_ci_directory(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "ci").mkdir()  # many repositories have one
+    monkeypatch.chdir(tmp_path)
+    assert [r.text for r in load_rules("ci")] == [r.text for r in load_rules(CI_RULES)]
+    (tmp_path / "own").write_text("rules:\n  - sse.streams >= 7\n")
+    assert [r.text for r in load_rules("own")] == ["sse.streams >= 7"]
+
+
 def test_ci_rules_are_valid_and_resolve_on_the_documented_layout() -> None:
     rules = load_rules(CI_RULES)
     kinds = {r.kind for r in rules}
     assert "ratio" in kinds and "absolute" in kinds and "baseline" not in kinds
     for r in rules:
         assert r.why, f"CI rule {r.text!r} should say why"
+    # every path names a number in the layout of docs/results-format.md
+    stats = ("count", "min", "mean", "p50", "p90", "p95", "p99", "p99_9", "max")
+    times = {m: {k if k == "count" else k + "_ms": 1.0 for k in stats}
+             for m in ("connect", "ttfe", "gap", "delivery", "duration")}
+    counts = {m: {k: 1.0 for k in stats} for m in ("events_per_stream", "events_per_s")}
+    transport = {"streams": 1, "streams_ok": 1, "events": 1, "metrics": {**times, **counts},
+                 "bytes": {"wire_in": 1, "per_event": {"wire": 1.0, "payload": 1.0, "framing": 1.0, "head": 1.0},
+                           "framing_overhead_pct": 1.0},
+                 "errors": {"failed_streams": 0, "connect": 0, "timeout": 0}}
+    evaluate_all(rules, {"transports": {"sse": transport, "ws": transport}})  # raises RuleError on a bad path
 
 
 def test_gate_input_errors_are_clear(tmp_path: Path) -> None:
@@ -250,13 +272,15 @@ def test_cli_baseline_save_and_use(files: dict[str, Path]) -> None:
     ("malformed rule", "malformed rule 'ws.ttfe.p95_ms <= fast'"),
     ("invalid yaml", "not valid YAML"),
     ("baseline missing", "compares with a baseline: pass --baseline FILE"),
-    ("corrupt baseline", "baseline"),
+    ("corrupt baseline", "is not valid JSON"),
     ("no rules", "no rules"),
+    ("deeply nested current", "nested too deeply"),
 ])
 def test_cli_bad_input_exits_2(files: dict[str, Path], case: str, words: str) -> None:
     d = files["dir"]
     (d / "bad.yaml").write_text("rules: [ws.ttfe.p95_ms <= 50\n")
     (d / "corrupt.json").write_text("[1, 2")
+    (d / "deep.json").write_text("[" * 100_000)
     args = {
         "unknown metric": ["--current", files["current"], "--rule", "ws.ttfe.p59_ms <= 50"],
         "unreadable current": ["--current", d / "nope.json", "--rules", files["rules"]],
@@ -267,6 +291,7 @@ def test_cli_bad_input_exits_2(files: dict[str, Path], case: str, words: str) ->
         "corrupt baseline": ["--current", files["current"], "--baseline", d / "corrupt.json",
                              "--rule", "ws.ttfe.p95_ms <= baseline"],
         "no rules": ["--current", files["current"]],
+        "deeply nested current": ["--current", d / "deep.json", "--rules", files["rules"]],
     }[case]
     out = gate(*args)
     assert out.returncode == 2, out.stdout + out.stderr

@@ -136,6 +136,17 @@ class TestMessages:
         assert parsed.tail == len(b"data: 2\n")
 
 
+def test_parse_json_is_strict_like_a_browser():
+    """Python's json.dumps writes NaN for a float nan; JSON.parse in a browser throws on it."""
+    from conformance.recorders.common import parse_json
+
+    assert parse_json('{"type": "verification", "confidence": 0.5}') == ({"type": "verification", "confidence": 0.5}, None)
+    for bad in ('{"confidence": NaN}', '{"x": Infinity}', "-Infinity"):
+        data, err = parse_json(bad)
+        assert data is None and err.startswith("invalid JSON") and "not a JSON value" in err, bad
+    assert parse_json("[" * 100_000)[1] == "invalid JSON: nested too deeply"
+
+
 class TestWire:
     def test_head_end(self):
         assert head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody") == 25
@@ -352,6 +363,17 @@ def test_close_after_and_on_event(stub, transport):
         assert rec.close_code is None
 
 
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+def test_what_on_event_raises_propagates(stub, transport):
+    """Even an OSError: it is the caller's, not a dropped stream ("closed")."""
+    def boom(event):
+        raise FileNotFoundError("the callback's own error")
+
+    fn = record_sse if transport == "sse" else record_ws
+    with pytest.raises(FileNotFoundError, match="the callback's own error"):
+        fn(stub.base_url + "/" + transport, params={"n": "3"}, on_event=boom, limits=FAST)
+
+
 def test_ws_rejected_by_close_before_accept(stub):
     rec = record_ws(stub.base_url + "/ws", params={"dataset": "nope"}, limits=FAST)
     assert rec.status == 403 and rec.error_kind is None and rec.events == []  # uvicorn turns it into HTTP 403
@@ -478,6 +500,27 @@ def test_ws_drop_without_close_frame():
         rec = record_ws(srv.base_url + "/x", limits=FAST)
     assert (rec.close_code, rec.close_frame_received, rec.error_kind) == (1006, False, "closed")
     assert [e.type for e in rec.events] == ["start"]
+
+
+def _ws_close_frame_then_hold(conn):
+    """Sends stream_end and a close frame 1000, then keeps TCP open (never closes it)."""
+    import struct
+
+    stubs.ws_accept(conn)
+    conn.sendall(stubs.ws_frame(b'{"type": "start"}') + stubs.ws_frame(b'{"type": "stream_end"}')
+                 + stubs.ws_frame(struct.pack("!H", 1000), opcode=8))
+    stubs.wait_closed(conn, 10)
+
+
+def test_ws_close_frame_without_tcp_close_is_recorded():
+    """The close frame arrived: its code is the finding, not a timeout (websockets alone
+    would wait for the TCP close without a bound)."""
+    limits = Limits(first_event=2, idle=3, total=6, end_grace=0.5)
+    with raw_server(_ws_close_frame_then_hold) as srv:
+        rec, elapsed = timed(record_ws, srv.base_url + "/x", limits=limits)
+    assert (rec.close_code, rec.close_frame_received, rec.error_kind) == (1000, True, None), rec.error
+    assert [e.type for e in rec.events] == ["start", "stream_end"]
+    assert elapsed < limits.end_grace + MARGIN
 
 
 def test_sse_drop_mid_stream():

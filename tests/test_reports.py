@@ -307,3 +307,52 @@ def test_claim_text_is_plain() -> None:
     assert "do not share a clock" in {c.id: c for c in evaluate_claims(s)}["latency"].text
     s["transports"]["ws"]["streams"] = 0
     assert {c.text for c in evaluate_claims(s)} == {"not measured: no WebSocket stream was measured"}
+
+
+def test_claim_text_with_a_zero_or_tiny_figure() -> None:
+    """A WS figure of 0 (or a negative framing figure) was measured: the text must not
+    say that nothing was, nor call it a contradiction; a tiny ratio must not read "0x"."""
+    s = {"transports": {
+        "sse": {"streams": 3, "metrics": {"delivery": {"p50_ms": 0.4}}, "bytes": {"per_event": {"framing": 14.0}}},
+        "ws": {"streams": 3, "metrics": {"delivery": {"p50_ms": 0.0}}, "bytes": {"per_event": {"framing": 2.0}}},
+    }}
+    latency = evaluate_claims(s)[0]
+    assert latency.verdict == "not measured" and "no event carried" not in latency.text
+    assert latency.text == ("not measured: SSE p50 delivery 0.4 ms vs WS 0 ms: "
+                            "no ratio from a zero or negative figure to hold against the claim")
+    # permessage-deflate: fewer bytes on the wire than in the payload, so WS framing is negative;
+    # that is no sign that WebSocket is worse ("contradicted")
+    s["transports"]["ws"]["bytes"]["per_event"]["framing"] = -50.0
+    overhead = evaluate_claims(s)[2]
+    assert overhead.verdict == "not measured" and "WS -50 B" in overhead.text
+    s["transports"]["sse"]["metrics"]["delivery"]["p50_ms"] = 0.001
+    s["transports"]["ws"]["metrics"]["delivery"]["p50_ms"] = 0.5
+    latency = evaluate_claims(s)[0]
+    assert latency.verdict == "contradicted" and "(ratio 0.002x, claim was 4x)" in latency.text
+
+
+@pytest.mark.parametrize("where, key, value, words", [
+    ("sse", "streams", "5", "transports.sse.streams must be a number"),
+    ("sse", "bytes", [1], "transports.sse: bytes must be an object"),
+    ("sse", "errors", [1], "transports.sse: errors must be an object"),
+    ("", "clock", "shared", "clock must be an object"),
+    ("", "cpu", [1], "cpu must be an object"),
+    ("", "histograms", "x", "histograms must be an object"),
+    ("", "warnings", "oops", "warnings must be a list"),
+    ("", "duration_s", "x", "duration_s must be a number"),
+])
+def test_malformed_summary_is_a_clear_error(tmp_path: Path, where: str, key: str, value, words: str) -> None:
+    """A section of the wrong type is bad input, not a traceback deep in the report."""
+    res = write_results_dir(tmp_path / "r")
+    summary = json.loads((res / "summary.json").read_text())
+    (summary["transports"][where] if where else summary)[key] = value
+    (res / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ReportInputError, match=re.escape(words)):
+        build_report([res], tmp_path / "out")
+
+
+def test_deeply_nested_json_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "summary.json").write_text("[" * 100_000)
+    with pytest.raises(ReportInputError, match="nested too deeply"):
+        build_report([tmp_path / "deep"], tmp_path / "out")

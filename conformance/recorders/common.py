@@ -18,13 +18,22 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (RFC 8259; a browser's JSON.parse rejects it)")
+
+
 def parse_json(text: str | None) -> tuple[Any, str | None]:
-    """The JSON value of an event's text, or (None, a one-line parse error)."""
+    """The JSON value of an event's text, or (None, a one-line parse error).
+
+    Strict JSON, as a browser parses it: Python's ``json`` would accept ``NaN``
+    and ``Infinity`` (which ``json.dumps`` writes for a float nan by default),
+    but a client's ``JSON.parse`` throws on them, so they are parse errors here.
+    """
     if text is None:
         return None, "not UTF-8 text"
     try:
-        return json.loads(text), None
-    except ValueError as exc:  # JSONDecodeError, and RecursionError-free input errors
+        return json.loads(text, parse_constant=_no_constant), None
+    except ValueError as exc:  # JSONDecodeError and _no_constant
         return None, f"invalid JSON: {exc}"
     except RecursionError:
         return None, "invalid JSON: nested too deeply"

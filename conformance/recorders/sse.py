@@ -225,6 +225,8 @@ def record_sse(
                     _read_body(response, rec, budget, limits)
             finally:
                 response.close()  # mid-stream, this closes the connection (the client leaves)
+    except _CallbackRaised as exc:
+        raise exc.args[0] from None
     except TooLarge as exc:
         rec.error_kind, rec.error = "too_large", str(exc)
     except _TooMany as exc:
@@ -240,6 +242,10 @@ def record_sse(
 
 class _TooMany(Exception):
     pass
+
+
+class _CallbackRaised(Exception):
+    """Carries what ``on_event`` raised (args[0]) to the caller, untouched."""
 
 
 def _read_body(response: httpx.Response, rec: Recording, budget: Budget, limits: Limits) -> None:
@@ -299,7 +305,10 @@ def _read_events(
                 rec.t_first_event = t_perf
                 budget.enter("idle")
             if on_event is not None:
-                on_event(event)
+                try:
+                    on_event(event)
+                except Exception as exc:  # past the handlers below, which would take an OSError for a dropped stream
+                    raise _CallbackRaised(exc) from exc
             if close_after is not None and len(rec.events) >= close_after:
                 return True
             if event.type in end_types and budget.phase != "grace":

@@ -380,8 +380,9 @@ class _KeepEventsConnection(ClientConnection):
 
 _SLICE = 0.25
 """Longest single wait in recv: between waits the recorder looks whether websockets
-has failed the connection (it then waits for the server to close, which a broken
-server may never do; only a call such as close() enforces close_timeout)."""
+has failed the connection, or has the server's close frame (in both cases it then
+waits for the server to close TCP, which a broken server may never do; only a call
+such as close() enforces close_timeout)."""
 
 
 def _recv(ws: Any, budget: Budget) -> str | bytes:
@@ -395,7 +396,9 @@ def _recv(ws: Any, budget: Budget) -> str | bytes:
             return ws.recv(timeout=min(timeout, _SLICE))
         except TimeoutError:
             sent = ws.protocol.close_sent
-            if sent is not None and sent.code in _CLOSE_KINDS:
+            if (sent is not None and sent.code in _CLOSE_KINDS) or ws.protocol.close_rcvd is not None:
+                # websockets failed the connection, or the server's close frame is in but
+                # its TCP close is not: websockets would wait for it without a bound.
                 ws.close()  # bounded by close_timeout; the next recv reports the close
             continue
 
