@@ -15,6 +15,11 @@ from typing import Any, Literal
 Transport = Literal["sse", "ws"]
 
 
+def media_type(content_type: str | None) -> str:
+    """``text/event-stream; charset=utf-8`` -> ``text/event-stream``."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on every read, so that no backend can hang or flood a client.
@@ -170,6 +175,11 @@ class Recording:
             if key.lower() == lname:
                 return value
         return None
+
+    @property
+    def media_type(self) -> str:
+        """The response's Content-Type without parameters, lower case ('' if none)."""
+        return media_type(self.header("content-type"))
 
     @property
     def connect_s(self) -> float | None:

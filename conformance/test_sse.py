@@ -38,9 +38,7 @@ def test_sse_content_type(rule_id, conformance_target, check):
     expected = conformance_target.profile.transport("sse").get("content_type", "text/event-stream")
 
     def test(rec):
-        value = rec.header("content-type")
-        media = (value or "").split(";")[0].strip().lower()
-        return None if media == expected else f"Content-Type is {value!r}, expected {expected}"
+        return None if rec.media_type == expected else f"Content-Type is {rec.header('content-type')!r}, expected {expected}"
 
     check(rule_id, _per_recording(_streamed(_sse(conformance_target)), rule_id, test), "sse")
 

@@ -72,8 +72,7 @@ def streamed(rec: Recording) -> bool:
     """The server accepted the stream (SSE 200 text/event-stream, WS 101)."""
     if rec.transport == "ws":
         return rec.status == 101
-    ctype = (rec.header("content-type") or "").split(";")[0].strip().lower()
-    return rec.status == 200 and ctype == "text/event-stream"
+    return rec.status == 200 and rec.media_type == "text/event-stream"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from conformance.recording import Limits, RecordedEvent, Recording
+from conformance.recording import Limits, RecordedEvent, Recording, media_type
 
 from .common import Budget, parse_json, tls_context
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
@@ -142,8 +142,8 @@ class _Transport(httpx.HTTPTransport):
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
-    ctype = response.headers.get("content-type", "")
-    return 200 <= response.status_code < 300 and response.status_code != 204 and ctype.split(";")[0].strip().lower() == "text/event-stream"
+    return (200 <= response.status_code < 300 and response.status_code != 204
+            and media_type(response.headers.get("content-type")) == "text/event-stream")
 
 
 def _classify(exc: BaseException, *, got_head: bool) -> str:
