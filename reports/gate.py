@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reports.results import read_json_object
 from reports.rules import Outcome, Rule, RuleError, evaluate_all, fmt, parse_rule, parse_rules_text
 
 BASELINE_FORMAT = "agentstream-baseline/1"
@@ -96,20 +97,7 @@ def read_json(path: str | Path, what: str) -> dict[str, Any]:
     p = Path(path)
     if p.is_dir():
         p = p / "summary.json"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GateInputError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise GateInputError(f"cannot read {what} {str(path)!r}: not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GateInputError(f"{what} {str(p)!r} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise GateInputError(f"{what} {str(p)!r} is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise GateInputError(f"{what} {str(p)!r}: expected a JSON object")
+    data = read_json_object(p, what, GateInputError)
     if not isinstance(data.get("transports"), dict):
         raise GateInputError(
             f"{what} {str(p)!r} has no 'transports' section: expected a load run's summary.json, "

@@ -70,19 +70,23 @@ class Run:
         return out
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def read_json_object(path: Path, what: str, error: type[Exception] = ReportInputError) -> dict[str, Any]:
+    """A JSON object from a file, or ``error`` saying plainly why not (the gate
+    passes its own error class): never a traceback on a bad file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ReportInputError(f"{what}: {path} does not exist") from None
+        raise error(f"cannot read {what}: {path} does not exist") from None
     except OSError as exc:
-        raise ReportInputError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportInputError(f"{what}: {path} is not valid JSON: {exc}") from None
+        raise error(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise error(f"cannot read {what} {str(path)!r}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
     except RecursionError:
-        raise ReportInputError(f"{what}: {path} is not valid JSON: nested too deeply") from None
+        raise error(f"{what} {str(path)!r} is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
-        raise ReportInputError(f"{what}: {path} must hold a JSON object")
+        raise error(f"{what} {str(path)!r}: expected a JSON object")
     return data
 
 
@@ -191,14 +195,14 @@ def load_run(path: str | Path) -> Run:
         p = p.parent
     if not p.is_dir():
         raise ReportInputError(f"results directory {str(path)!r} does not exist")
-    summary = _read_json(p / "summary.json", f"results directory {str(path)!r}")
+    summary = read_json_object(p / "summary.json", f"results directory {str(path)!r}")
     check_summary(summary, str(p / "summary.json"))
     warnings: list[str] = []
     levels: list[tuple[int, dict[str, Any]]] = []
     for entry in summary.get("levels") or []:
         try:
             users = int(entry["users"])
-            level = _read_json(p / entry["dir"] / "summary.json", f"level {users}")
+            level = read_json_object(p / entry["dir"] / "summary.json", f"level {users}")
             check_summary(level, str(p / entry["dir"] / "summary.json"))
         except (KeyError, TypeError, ValueError) as exc:
             warnings.append(f"level {entry!r} skipped: {exc}")
@@ -210,7 +214,7 @@ def load_run(path: str | Path) -> Run:
 
 def load_conformance(path: str | Path) -> dict[str, Any]:
     """A conformance report JSON (``agentstream-conformance/1``)."""
-    data = _read_json(Path(path), "conformance report")
+    data = read_json_object(Path(path), "conformance report")
     if data.get("format") != CONFORMANCE_FORMAT:
         raise ReportInputError(
             f"conformance report {path}: format is {data.get('format')!r}, expected {CONFORMANCE_FORMAT!r}"
