@@ -623,6 +623,20 @@ def test_bundled_data_are_what_make_data_writes() -> None:
 
 
 def test_server_logged_no_traceback(reference_server: EmbeddedServer) -> None:
-    """Last on purpose: after everything above, the server's log has no traceback."""
+    """Clients leaving mid-stream and bad requests leave no traceback in the log
+    (FastAPI once logged 'Exception in ASGI application' on SSE disconnects). The
+    test makes those requests itself, so it proves something in any order; run
+    last, it also covers everything above."""
+    base = reference_server.base_url
+    question = {"question": "incidents by region"}
+    for close_after in (1, 3):
+        assert len(record_sse(base + SSE, params=question, close_after=close_after).events) == close_after
+        assert len(record_ws(base + WS, params=question, close_after=close_after).events) == close_after
+    assert record_sse(base + SSE, params={"question": ""}).status == 422
+    assert record_ws(base + WS, params={"dataset": "nope", "question": "x"}).close_code == 1008
+    deadline = time.monotonic() + 2.0
+    while active(base) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert active(base) == 0
     log = reference_server.stderr_text()
     assert "Traceback" not in log and "Exception in ASGI" not in log, log[-3000:]
