@@ -265,18 +265,24 @@ class UvicornThread:
 # --------------------------------------------------------------------- raw sockets
 
 
+def _listen() -> tuple[socket.socket, int, str]:
+    """A listening socket on a free loopback port, with a short accept timeout so
+    the serving thread can notice a stop: (socket, port, base URL)."""
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.settimeout(0.2)
+    port = lsock.getsockname()[1]
+    return lsock, port, f"http://127.0.0.1:{port}"
+
+
 class RawServer:
     """Accept TCP connections on a free loopback port; run ``handler(conn)`` for each in a thread."""
 
     def __init__(self, handler: Callable[[socket.socket], None]) -> None:
         self._handler = handler
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind(("127.0.0.1", 0))
-        self._lsock.listen(16)
-        self._lsock.settimeout(0.2)
-        self.port = self._lsock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._lsock, self.port, self.base_url = _listen()
         self._stop = threading.Event()
         self._conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -479,13 +485,7 @@ class CountingRelay:
         """The first 64 KiB each way, to find the HTTP heads independently."""
         self._lock = threading.Lock()
         self._active = 0
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind(("127.0.0.1", 0))
-        self._lsock.listen(16)
-        self._lsock.settimeout(0.2)
-        self.port = self._lsock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._lsock, self.port, self.base_url = _listen()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
