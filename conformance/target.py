@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Callable
 from urllib.parse import urlencode
 
@@ -120,14 +120,18 @@ class Target:
         """A shared recording by its key (see ``recipes``); the first call records
         every one of them at once, concurrently."""
         self.prefetch()
-        return self.cached(key, self.recipes()[key])
+        return self.cached(key, self._recipes[key])
+
+    @cached_property
+    def _recipes(self) -> dict[tuple[Any, ...], Callable[[], Recording]]:
+        return self.recipes()
 
     def prefetch(self) -> None:
         with self._lock:
             if self._prefetched:
                 return
             self._prefetched = True
-        jobs = list(self.recipes().items())
+        jobs = list(self._recipes.items())
         self.record_many(jobs, workers=min(len(jobs), 32))
 
     def baseline(self) -> dict[str, list[Recording]]:
