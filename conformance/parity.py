@@ -140,3 +140,11 @@ def structural_divergence(left: list[Any], right: list[Any], profile: Profile, n
 def is_deterministic(first: list[Any], second: list[Any], profile: Profile) -> bool:
     """Two recordings of the same request over one transport: equal, ts aside?"""
     return strict_divergence(first, second, profile) is None
+
+
+def parity_mode(setting: str, deterministic: bool) -> str:
+    """The parity a backend is held to: the user's choice, or with ``auto`` strict
+    parity when it repeated itself exactly and structural parity otherwise."""
+    if setting != "auto":
+        return setting
+    return "strict" if deterministic else "structural"

@@ -1,45 +1,61 @@
-"""The pytest plugin: options, the session's Target, verdicts and the JSON report.
+"""The pytest adapter: options, one item per rule, verdicts and the JSON report.
 
 Registered through the ``pytest11`` entry point, so ``pytest conformance`` (from a
-checkout) and ``pytest --pyargs conformance`` (anywhere) both find it. Without
-``--base-url`` the embedded reference server is started on a free loopback port
-for the session and stopped at its end.
+checkout) and ``pytest --pyargs conformance`` (anywhere) both run the suite: when
+pytest collects this package's directory, the plugin turns the rule registry
+into items (``ORDER-SEQ[sse]``, ``PARITY-STRICT[sse-ws]``, ...), so ``-k RULE-ID``
+selects a rule. Without a base URL the embedded reference server is started on a
+free loopback port for the session and stopped at its end.
+
+A good neighbour in any pytest run of the environment it is installed in: this
+module imports only pytest and the standard library, and nothing heavier is
+imported until the suite's directory is collected. ``--base-url`` follows the
+pytest-base-url convention: when that plugin is installed (pytest-playwright and
+pytest-selenium pull it in), its option and its ``base_url`` ini value are used,
+and this plugin does not define a second one.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import time
+import warnings
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from .profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
-from .recording import Limits
-from .rules import rule, rule_transport
-from .target import Target
-from .verdict import ConformanceWarning, judge
+SUITE_DIR = Path(__file__).resolve().parent
+DEFAULT_PROFILE = "agent-stream/1"
+"""The bundled profile used without --profile (conformance.profile holds the same
+name as its default; a test keeps the two equal, since importing it here would
+cost every pytest run the YAML and JSON Schema libraries)."""
+STATE_KEY = pytest.StashKey["SuiteState"]()
 
-REPORT_KEY = pytest.StashKey[list]()
-SUITE_KEY = pytest.StashKey[dict]()
-PROFILE_KEY = pytest.StashKey[Profile]()
+
+def _base_url_elsewhere() -> bool:
+    """Whether pytest-base-url is installed: it then owns ``--base-url``."""
+    return importlib.util.find_spec("pytest_base_url") is not None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agentstream", "agent-stream conformance suite")
-    group.addoption("--base-url", default=None,
-                    help="backend to test, e.g. http://127.0.0.1:8000 (default: start the embedded reference server)")
-    group.addoption("--sse-path", default=None, help="SSE endpoint path (default from the profile: /agent/stream)")
-    group.addoption("--ws-path", default=None, help="WebSocket endpoint path (default from the profile: /ws/agent/stream)")
+    if not _base_url_elsewhere():
+        group.addoption("--base-url", default=None,
+                        help="backend to test, e.g. http://127.0.0.1:8000 (default: the base_url ini value, else "
+                             "start the embedded reference server)")
+        parser.addini("base_url", help="backend to test (same as --base-url)", default=None)
+    group.addoption("--sse-path", default=None, help="SSE endpoint path (default from the profile)")
+    group.addoption("--ws-path", default=None, help="WebSocket endpoint path (default from the profile)")
     group.addoption("--param", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra request parameter sent on both transports (repeatable)")
+                    help="extra request parameter sent on every transport (repeatable)")
     group.addoption("--header", action="append", default=[], metavar="'Name: value'",
-                    help="extra request header sent on both transports (repeatable)")
-    group.addoption("--profile", default=DEFAULT_PROFILE, help="profile name or YAML path (default agent-stream/1)")
+                    help="extra request header sent on every transport (repeatable)")
+    group.addoption("--profile", default=None, help=f"profile name or YAML path (default {DEFAULT_PROFILE})")
     group.addoption("--parity", default="auto", choices=("auto", "strict", "structural"),
                     help="auto: strict when the backend repeats itself exactly, else structural")
     group.addoption("--stream-timeout", type=float, default=10.0,
@@ -63,92 +79,213 @@ def _key_value(items: list[str], sep: str, what: str) -> dict[str, str]:
     return out
 
 
+def base_url(config: pytest.Config) -> str | None:
+    """The backend's URL: --base-url (ours or pytest-base-url's), else the base_url
+    ini value, else None (the embedded server)."""
+    try:
+        value = config.getoption("base_url")
+    except ValueError:  # pytest-base-url installed but disabled (-p no:base_url)
+        value = None
+    if not value:
+        try:
+            value = config.getini("base_url")
+        except ValueError:
+            value = None
+    return value or None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance: a rule test of the agent-stream conformance suite")
-    config.stash[REPORT_KEY] = []
-    config.stash[SUITE_KEY] = {"started": time.time(), "target": None}
-    base = config.getoption("base_url")
+    config.stash[STATE_KEY] = SuiteState(config)
+    base = base_url(config)
     if base is not None and not base.startswith(("http://", "https://")):
         raise pytest.UsageError(f"--base-url {base!r} must start with http:// or https://")
     if config.getoption("stream_timeout") <= 0:
         raise pytest.UsageError("--stream-timeout must be a positive number of seconds")
     _key_value(config.getoption("param"), "=", "--param")
     _key_value(config.getoption("header"), ":", "--header")
-    try:
-        # checked here, not in the session fixture, so a broken profile is a usage
-        # error before collection instead of an error in every test's setup
-        config.stash[PROFILE_KEY] = load_profile(config.getoption("profile"))
-    except ProfileError as exc:
-        raise pytest.UsageError(f"--profile: {exc}") from None
+    if config.getoption("profile") is not None:
+        # checked now, not at collection, so a broken profile is a usage error
+        # before anything runs (a named profile means the suite is wanted)
+        config.stash[STATE_KEY].profile()
 
 
-def _is_suite_item(item: pytest.Item) -> bool:
-    module = getattr(item, "module", None)
-    return module is not None and module.__name__.startswith("conformance.")
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if path == SUITE_DIR:
+        return SuiteDirectory.from_parent(parent, path=path)
+    return None
 
 
-def item_rule(item: pytest.Item) -> tuple[str | None, str | None]:
-    """The rule ID and transport of a suite test, from its parameters."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None, None
-    return callspec.params.get("rule_id"), callspec.params.get("transport")
+class SuiteDirectory(pytest.Directory):
+    """This package's directory: its items are the registered rules."""
+
+    def collect(self) -> Any:
+        state = self.config.stash[STATE_KEY]
+        from .rules import RULES
+        from .session import targets
+        from .wire import TRANSPORTS
+
+        profile = state.profile()
+        planner = state.planner(profile)
+        missing = [name for name in profile.transports if name not in TRANSPORTS]
+        for rule in RULES.values():
+            for target in targets(rule, planner):
+                yield RuleItem.from_parent(self, name=f"{rule.id}{_suffix(target)}", rule_id=rule.id, target=target)
+            if rule.scope == "transport":
+                for name in missing:
+                    if rule.binding is None or profile.transports[name].binding == rule.binding:
+                        yield RuleItem.from_parent(self, name=f"{rule.id}[{name}]", rule_id=rule.id, target=name,
+                                                   unavailable=planner.missing_transports()[name])
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _is_suite_item(item):
-            item.add_marker(pytest.mark.conformance)
+def _suffix(target: Any) -> str:
+    if isinstance(target, tuple):
+        return f"[{'-'.join(target)}]"
+    return f"[{target}]" if target else ""
 
 
-@pytest.fixture(scope="session")
-def conformance_target(pytestconfig: pytest.Config) -> Iterator[Target]:
-    """The backend under test; starts the embedded reference server when no
-    --base-url is given."""
-    opt = pytestconfig.getoption
-    profile = pytestconfig.stash[PROFILE_KEY]
-    server = None
-    base_url = opt("base_url")
-    if base_url is None:
-        from reference_server.embedded import EmbeddedServer
+class RuleItem(pytest.Item):
+    """One rule's verdict on one transport, parity pair or the whole run."""
 
-        server = EmbeddedServer(pace_ms=opt("embedded_pace_ms"))
-        server.start()
-        base_url = server.base_url
-    timeout = opt("stream_timeout")
-    target = Target(
-        base_url=base_url.rstrip("/"),
-        profile=profile,
-        sse_path=opt("sse_path") or profile.transport("sse").get("path", "/agent/stream"),
-        ws_path=opt("ws_path") or profile.transport("ws").get("path", "/ws/agent/stream"),
-        params=_key_value(opt("param"), "=", "--param"),
-        headers=_key_value(opt("header"), ":", "--header"),
-        limits=Limits(connect=min(timeout, 5.0), first_event=timeout, idle=timeout, total=max(60.0, 6 * timeout),
-                      end_grace=min(2.0, timeout)),
-        parity=opt("parity"),
-    )
-    explicit_metrics = opt("metrics_url")
-    target.metrics_url = explicit_metrics or target.base_url + "/metrics"
-    if not explicit_metrics and target.gauge() is None:
-        target.metrics_url = None
-    pytestconfig.stash[SUITE_KEY]["target"] = target
-    try:
-        yield target
-    finally:
-        if server is not None:
-            server.stop()
+    def __init__(self, *, rule_id: str, target: Any, unavailable: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rule_id = rule_id
+        self.target = target
+        self.unavailable = unavailable
+        self.outcome: Any = None
+        self.add_marker(pytest.mark.conformance)
+
+    @property
+    def transport_label(self) -> str:
+        if isinstance(self.target, tuple):
+            return "-".join(self.target)
+        return self.target or "all"
+
+    def runtest(self) -> None:
+        if self.unavailable:
+            pytest.skip(self.unavailable)
+        from .rules import get
+        from .session import judge_rule
+        from .verdict import ConformanceWarning
+
+        state = self.config.stash[STATE_KEY]
+        result = judge_rule(get(self.rule_id), state.session(), self.target)
+        self.outcome = result
+        if result.verdict == "skip":
+            pytest.skip(result.message)
+        if result.verdict == "fail":
+            pytest.fail(result.message, pytrace=False)
+        if result.verdict == "warn":
+            self.user_properties.append(("conformance_warning", result.message))
+            warnings.warn(ConformanceWarning(result.message), stacklevel=1)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.rule_id} on {self.transport_label}"
 
 
-@pytest.fixture
-def check(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """``check(rule_id, items, transport=None, options=None)``: the verdict for one
-    rule; ``items`` are (Finding, Recording) pairs where the rule is broken."""
+class SuiteState:
+    """The run's settings, session and report entries, made when first needed."""
 
-    def _check(rule_id: str, items: list, transport: str | None = None, options: dict[str, Any] | None = None) -> None:
-        rule(rule_id)  # an unknown ID is a bug in the suite: fail loudly
-        judge(request.node, rule_id, items, transport, options)
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started = time.time()
+        self.entries: list[dict[str, Any]] = []
+        self._profile: Any = None
+        self._session: Any = None
+        self._server: Any = None
+        self.selected: list[RuleItem] = []
 
-    return _check
+    def profile(self) -> Any:
+        if self._profile is None:
+            from .profile import ProfileError, load_profile
+
+            try:
+                self._profile = load_profile(self.config.getoption("profile") or DEFAULT_PROFILE)
+            except ProfileError as exc:
+                raise pytest.UsageError(f"--profile: {exc}") from None
+        return self._profile
+
+    def settings(self, base: str, profile: Any) -> Any:
+        from .recording import Limits
+        from .session import Settings
+
+        opt = self.config.getoption
+        timeout = opt("stream_timeout")
+        paths = {}
+        for name, section in profile.transports.items():
+            chosen = opt(f"{section.binding}_path") if section.binding in ("sse", "ws") else None
+            if chosen:
+                paths[name] = chosen
+        return Settings(
+            base_url=base.rstrip("/"), profile=profile, paths=paths,
+            params=_key_value(opt("param"), "=", "--param"), headers=_key_value(opt("header"), ":", "--header"),
+            limits=Limits(connect=min(timeout, 5.0), first_event=timeout, idle=timeout, total=max(60.0, 6 * timeout),
+                          end_grace=min(2.0, timeout)),
+            parity=opt("parity"), metrics_url=opt("metrics_url"),
+        )
+
+    def planner(self, profile: Any) -> Any:
+        """A session that records nothing yet: it tells which items to make."""
+        from .session import Session
+
+        return Session(self.settings(base_url(self.config) or "http://127.0.0.1:0", profile))
+
+    @property
+    def backend(self) -> str | None:
+        return self._session.base_url if self._session is not None else base_url(self.config)
+
+    def session(self) -> Any:
+        """The session, made (and the embedded server started) on first use, with
+        every stimulus the selected rules need recorded at once."""
+        if self._session is not None:
+            return self._session
+        from .rules import get
+        from .session import Session, needs
+        from .wire import metrics
+
+        profile = self.profile()
+        base = base_url(self.config)
+        if base is None:
+            try:
+                from reference_server.embedded import EmbeddedServer
+            except ImportError as exc:
+                raise pytest.UsageError(
+                    f"no --base-url given and the embedded reference server cannot start ({exc}); "
+                    "install agentstream[server] or give --base-url") from None
+            self._server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
+            self._server.start()
+            base = self._server.base_url
+        settings = self.settings(base, profile)
+        if settings.metrics_url is None and profile.disconnect.gauge:
+            candidate = settings.base_url + "/metrics"
+            if metrics.read_gauge(candidate, profile.disconnect.gauge, headers=settings.headers) is not None:
+                from dataclasses import replace
+
+                settings = replace(settings, metrics_url=candidate)
+        session = Session(settings)
+        wanted = []
+        for item in self.selected:
+            if not item.unavailable:
+                wanted += needs(get(item.rule_id), session, item.target)
+        session.prefetch(wanted)
+        self._session = session
+        return session
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash[STATE_KEY]
+    state.selected = [item for item in session.items if isinstance(item, RuleItem)]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STATE_KEY in config.stash:
+        config.stash[STATE_KEY].close()
 
 
 # -- the JSON report --
@@ -156,12 +293,8 @@ def check(request: pytest.FixtureRequest) -> Callable[..., None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
-    if not _is_suite_item(item):
+    if not isinstance(item, RuleItem):
         return report
-    rule_id, transport = item_rule(item)
-    if rule_id is None:
-        return report
-    entries = item.config.stash[REPORT_KEY]
     verdict = None
     message = ""
     if report.skipped:
@@ -177,15 +310,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         verdict = "warn" if warned else "pass"
         message = "\n".join(warned)
     if verdict is not None:
-        entries.append({
-            "id": rule_id,
-            "level": rule(rule_id).level,
+        from .rules import get
+
+        result = item.outcome
+        entry = {
+            "id": item.rule_id,
+            "level": get(item.rule_id).level,
             "verdict": verdict,
-            "transport": transport or rule_transport(rule_id),
+            "transport": item.transport_label,
             "message": message,
             "duration_s": round(report.duration, 4),
             "nodeid": item.nodeid,
-        })
+        }
+        if result is not None and result.findings:
+            entry["requests"] = result.requests
+            entry["reproduce"] = result.reproductions
+        item.config.stash[STATE_KEY].entries.append(entry)
     return report
 
 
@@ -199,18 +339,17 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def build_report(entries: list[dict[str, Any]], target: Target | None, started: float, profile_name: str) -> dict[str, Any]:
+def build_report(entries: list[dict[str, Any]], backend: str | None, profile: Any, started: float) -> dict[str, Any]:
     """The report document (pure: everything comes in as arguments)."""
+    from .contracts import Format
+
     totals = {"pass": 0, "fail": 0, "warn": 0, "skip": 0}
     for entry in entries:
         totals[entry["verdict"]] += 1
     return {
-        "format": "agentstream-conformance/1",
-        "backend": target.base_url if target else None,
-        "profile": {
-            "name": target.profile.name if target else profile_name,
-            "path": str(target.profile.path) if target and target.profile.path else None,
-        },
+        "format": Format.CONFORMANCE.value,
+        "backend": backend,
+        "profile": {"name": profile.name, "path": str(profile.path) if profile.path else None},
         "versions": _versions(),
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 3),
@@ -222,30 +361,29 @@ def build_report(entries: list[dict[str, Any]], target: Target | None, started: 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     path = config.getoption("conformance_report", None)
-    if not path or SUITE_KEY not in config.stash:
+    if not path or STATE_KEY not in config.stash:
         return
-    suite = config.stash[SUITE_KEY]
-    doc = build_report(config.stash[REPORT_KEY], suite["target"], suite["started"], config.getoption("profile"))
+    state = config.stash[STATE_KEY]
+    if not state.selected and not state.entries:
+        return
+    doc = build_report(state.entries, state.backend, state.profile(), state.started)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if REPORT_KEY not in config.stash or not config.stash[REPORT_KEY]:
+    if STATE_KEY not in config.stash or not config.stash[STATE_KEY].entries:
         return
-    entries = config.stash[REPORT_KEY]
+    state = config.stash[STATE_KEY]
     counts: dict[str, int] = {}
-    for entry in entries:
+    for entry in state.entries:
         counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
-    target = config.stash[SUITE_KEY]["target"]
     line = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     terminalreporter.write_sep("-", "agent-stream conformance")
-    if target is not None:
-        terminalreporter.write_line(f"backend {target.base_url}, profile {target.profile.name}, parity {target.parity}")
+    if state.backend is not None:
+        terminalreporter.write_line(f"backend {state.backend}, profile {state.profile().name}, "
+                                    f"parity {config.getoption('parity')}")
     terminalreporter.write_line(f"rules: {line}")
     path = config.getoption("conformance_report", None)
     if path:
         terminalreporter.write_line(f"report written to {path}")
-
-
-__all__ = ["ConformanceWarning", "build_report"]

@@ -114,43 +114,13 @@ META_SCHEMA: dict[str, Any] = {
         },
         "transports": {
             "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "sse": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "path": {"type": "string", "pattern": "^/"},
-                        "status": {"type": "integer"},
-                        "content_type": {"type": "string"},
-                        "cache_control_any": _STR_LIST,
-                        "should_headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "allowed_event_names": _STR_LIST,
-                        "id_equals": {"type": ["string", "null"]},
-                        "reconnect_status": {"type": "integer"},
-                        "reject_status": {"type": "string", "pattern": "^[1-5]xx$"},
-                        "reject_content_type": {"type": "string"},
-                        "buffering_min_spread_s": {"type": "number", "minimum": 0},
-                    },
-                },
-                "ws": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "path": {"type": "string", "pattern": "^/"},
-                        "close_normal": {"type": "integer"},
-                        "close_reject": {"type": "integer"},
-                        "reject_event_type": {"type": "string"},
-                        "forbidden_close": {"type": "array", "items": {"type": "integer"}},
-                        "cancel": {
-                            "type": "object",
-                            "required": ["message", "expect"],
-                            "additionalProperties": False,
-                            "properties": {"message": {"type": "object"}, "expect": {"type": "object"}},
-                        },
-                    },
-                },
-            },
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9-]*$"},
+            "additionalProperties": {"type": "object"},
+        },
+        "parity": {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
         },
         "disconnect": {
             "type": "object",
@@ -160,6 +130,50 @@ META_SCHEMA: dict[str, Any] = {
     },
 }
 
+
+# Each binding's section: the shape of transports.NAME for a transport that
+# follows it. "binding" names the binding (default: the transport's own name).
+BINDING_SCHEMAS: dict[str, dict[str, Any]] = {
+    "sse": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "binding": {"const": "sse"},
+            "path": {"type": "string", "pattern": "^/"},
+            "status": {"type": "integer"},
+            "content_type": {"type": "string"},
+            "cache_control_any": _STR_LIST,
+            "should_headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "allowed_event_names": _STR_LIST,
+            "id_equals": {"type": ["string", "null"]},
+            "reconnect_status": {"type": "integer"},
+            "reject_status": {"type": "string", "pattern": "^[1-5]xx$"},
+            "reject_content_type": {"type": "string"},
+            "buffering_min_spread_s": {"type": "number", "minimum": 0},
+        },
+    },
+    "ws": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "binding": {"const": "ws"},
+            "path": {"type": "string", "pattern": "^/"},
+            "close_normal": {"type": "integer"},
+            "close_reject": {"type": "integer"},
+            "reject_event_type": {"type": "string"},
+            "forbidden_close": {"type": "array", "items": {"type": "integer"}},
+            "cancel": {
+                "type": "object",
+                "required": ["message", "expect"],
+                "additionalProperties": False,
+                "properties": {"message": {"type": "object"}, "expect": {"type": "object"}},
+            },
+        },
+    },
+}
+
+
+# -- the typed sections: every default of a profile is here, and only here --
 
 @dataclass(frozen=True)
 class Aggregate:
@@ -176,13 +190,174 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class Order:
+    """PROTOCOL section 3: which type comes first and last, and what appears how often."""
+
+    first: str
+    last: str
+    exactly_once: tuple[str, ...] = ()
+    exactly_one_of: tuple[tuple[str, ...], ...] = ()
+    terminal: tuple[str, ...] = ()
+    interrupts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One request parameter as the protocol defines it."""
+
+    required: bool = False
+    strip: bool = False
+    min_length: int | None = None
+    max_length: int | None = None
+    default: str | None = None
+    must_accept: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    """An ``invalid`` or ``valid_edge`` request: parameters set or one omitted."""
+
+    name: str
+    params: tuple[tuple[str, str], ...] = ()
+    omit: str | None = None
+
+    def apply(self, base: dict[str, str]) -> dict[str, str]:
+        """Concrete request parameters: ``base`` with this case's edits."""
+        out = dict(base)
+        out.update(self.params)
+        if self.omit is not None:
+            out.pop(self.omit, None)
+        return out
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """PROTOCOL section 1: the request parameters and the requests the suite sends."""
+
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    question_param: str = "question"
+    sample_questions: tuple[str, ...] = ("hello",)
+    invalid: tuple[Case, ...] = ()
+    valid_edge: tuple[Case, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cancel:
+    message: dict[str, Any]
+    """What the client sends to cancel (as JSON)."""
+    expect: dict[str, Any]
+    """Fields of the event that must answer it."""
+
+
+@dataclass(frozen=True)
+class SSEBinding:
+    """PROTOCOL section 4, for every transport that follows the ``sse`` binding."""
+
+    binding: str = "sse"
+    path: str = "/agent/stream"
+    status: int = 200
+    content_type: str = "text/event-stream"
+    cache_control_any: tuple[str, ...] = ()
+    should_headers: dict[str, str] = field(default_factory=dict)
+    allowed_event_names: tuple[str, ...] = ("message",)
+    id_equals: str | None = None
+    reconnect_status: int = 204
+    reject_status: str = "4xx"
+    reject_content_type: str = "application/json"
+    buffering_min_spread_s: float = 0.1
+
+    @property
+    def reject_class(self) -> int:
+        """The status class of a rejection (4 for ``4xx``)."""
+        return int(self.reject_status[0])
+
+
+@dataclass(frozen=True)
+class WSBinding:
+    """PROTOCOL section 5, for every transport that follows the ``ws`` binding."""
+
+    binding: str = "ws"
+    path: str = "/ws/agent/stream"
+    close_normal: int = 1000
+    close_reject: int = 1008
+    reject_event_type: str | None = None
+    forbidden_close: tuple[int, ...] = (1006, 1011)
+    cancel: Cancel | None = None
+
+
+BINDINGS: dict[str, type] = {"sse": SSEBinding, "ws": WSBinding}
+"""Binding name -> its typed section (the keys of BINDING_SCHEMAS)."""
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """PROTOCOL section 7: the gauge that counts open streams, and how soon it must drop."""
+
+    gauge: str | None = None
+    within_s: float = 1.0
+
+
+def _typed(cls: type, doc: dict[str, Any], **convert: Any) -> Any:
+    """``cls(**doc)`` with lists turned into tuples and the ``convert`` functions applied."""
+    kwargs = {}
+    for key, value in doc.items():
+        if key in convert:
+            value = convert[key](value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _case(doc: dict[str, Any]) -> Case:
+    return Case(name=doc["name"], params=tuple((k, expand_value(v)) for k, v in doc.get("params", {}).items()),
+                omit=doc.get("omit"))
+
+
+def _binding(name: str, doc: dict[str, Any]) -> SSEBinding | WSBinding:
+    cls = BINDINGS[doc.get("binding", name)]
+    return _typed(cls, doc, cancel=lambda c: Cancel(**c), should_headers=dict)
+
+
+@dataclass(frozen=True)
 class Profile:
-    """A checked profile. ``raw`` is the document as loaded; the attributes are the
-    parts the checks read."""
+    """A checked profile. ``raw`` is the document as loaded; the typed sections,
+    built once from it here, are what every stage reads."""
 
     name: str
     path: Path | None
     raw: dict[str, Any] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        raw = self.raw
+        request = raw.get("request", {})
+        transports = raw.get("transports") or {name: {} for name in BINDINGS}
+        names = tuple(transports)
+        parity = tuple(tuple(p) for p in raw["parity"]) if "parity" in raw else \
+            tuple((names[0], other) for other in names[1:])
+        sections = {
+            "order": _typed(Order, raw["order"], exactly_one_of=lambda g: tuple(tuple(x) for x in g)),
+            "request": _typed(RequestSpec, request,
+                              params=lambda ps: {k: _typed(ParamSpec, v) for k, v in ps.items()},
+                              invalid=lambda cs: tuple(_case(c) for c in cs),
+                              valid_edge=lambda cs: tuple(_case(c) for c in cs)),
+            "transports": {name: _binding(name, doc) for name, doc in transports.items()},
+            "parity": parity,
+            "disconnect": _typed(Disconnect, raw.get("disconnect", {})),
+            "aggregates": tuple(Aggregate(**a) for a in raw.get("aggregates", ())),
+        }
+        for key, value in sections.items():
+            object.__setattr__(self, key, value)
+
+    # the typed sections (set in __post_init__)
+    order: Order = field(init=False, repr=False, compare=False)
+    request: RequestSpec = field(init=False, repr=False, compare=False)
+    transports: dict[str, SSEBinding | WSBinding] = field(init=False, repr=False, compare=False)
+    """Transport name -> the section of its binding, for every transport the profile defines."""
+    parity: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    """Pairs of transports that must send the same events (default: the first with each other one)."""
+    disconnect: Disconnect = field(init=False, repr=False, compare=False)
+    aggregates: tuple[Aggregate, ...] = field(init=False, repr=False, compare=False)
 
     # -- vocabulary and envelope --
     @property
@@ -206,36 +381,25 @@ class Profile:
         return tuple(self.raw["events"])
 
     @property
-    def order(self) -> dict[str, Any]:
-        return self.raw["order"]
-
-    @property
-    def aggregates(self) -> tuple[Aggregate, ...]:
-        return tuple(Aggregate(**a) for a in self.raw.get("aggregates", ()))
-
-    @property
     def chunk_types(self) -> frozenset[str]:
         return frozenset(self.raw.get("chunk_types", ()))
 
     @property
-    def request(self) -> dict[str, Any]:
-        return self.raw.get("request", {})
-
-    @property
     def question_param(self) -> str:
-        """The request parameter that carries the question (default ``question``)."""
-        return self.request.get("question_param", "question")
+        return self.request.question_param
 
     @property
-    def sample_questions(self) -> list[str]:
-        return list(self.request.get("sample_questions", ["hello"]))
-
-    def transport(self, name: str) -> dict[str, Any]:
-        return self.raw.get("transports", {}).get(name, {})
+    def sample_questions(self) -> tuple[str, ...]:
+        return self.request.sample_questions
 
     @property
-    def disconnect(self) -> dict[str, Any]:
-        return self.raw.get("disconnect", {})
+    def end_types(self) -> tuple[str, ...]:
+        """Types after which the server must end the stream: the recorders' cue."""
+        return (self.order.last,)
+
+    def transport(self, name: str) -> SSEBinding | WSBinding | None:
+        """The section of the transport of that name, or None if the profile does not define it."""
+        return self.transports.get(name)
 
     @cached_property
     def envelope_validator(self) -> Draft202012Validator | None:
@@ -246,16 +410,6 @@ class Profile:
     def validators(self) -> dict[str, Draft202012Validator]:
         """A compiled Draft 2020-12 validator per event type."""
         return {name: Draft202012Validator(schema) for name, schema in self.raw["events"].items()}
-
-    def params_for(self, case: dict[str, Any], base: dict[str, str] | None = None) -> dict[str, str]:
-        """Concrete request parameters for an ``invalid``/``valid_edge`` case:
-        ``{"repeat": s, "times": n}`` values are expanded, ``omit`` removes a key."""
-        params = dict(base or {})
-        for key, value in case.get("params", {}).items():
-            params[key] = expand_value(value)
-        if "omit" in case:
-            params.pop(case["omit"], None)
-        return params
 
 
 def expand_value(value: Any) -> str:
@@ -270,6 +424,47 @@ def _where(error: jsonschema.ValidationError) -> str:
     return path.lstrip(".") or "(top level)"
 
 
+def _schema_problems(schema: dict[str, Any], doc: Any, source: str, prefix: str = "") -> list[str]:
+    """Every place ``doc`` breaks ``schema``, as 'source: key.path: what is wrong'."""
+    problems = []
+
+    def key_path(where: str, key: str) -> str:
+        return key if where == "(top level)" else f"{where}.{key}"
+
+    for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path)):
+        where = _where(err)
+        if prefix:
+            where = prefix if where == "(top level)" else f"{prefix}.{where}"
+        if err.validator == "additionalProperties":
+            # name the unknown key itself, not just its parent
+            for key in sorted(set(err.instance) - set(err.schema.get("properties", {}))):
+                problems.append(f"{source}: {key_path(where, key)}: unknown key")
+        elif err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            problems.append(f"{source}: {key_path(where, missing)}: required key is missing")
+        else:
+            problems.append(f"{source}: {where}: {err.message}")
+    return problems
+
+
+def _binding_problems(raw: dict[str, Any], source: str) -> list[str]:
+    """The shape of each transport section, by its binding's schema."""
+    problems: list[str] = []
+    transports = raw.get("transports")
+    if not isinstance(transports, dict):
+        return problems
+    for name, section in transports.items():
+        if not isinstance(section, dict):
+            continue  # the meta-schema reports it
+        binding = section.get("binding", name)
+        if binding not in BINDING_SCHEMAS:
+            problems.append(f"{source}: transports.{name}: no binding {binding!r} (bindings: "
+                            f"{', '.join(BINDING_SCHEMAS)}; set binding: to one of them)")
+            continue
+        problems += _schema_problems(BINDING_SCHEMAS[binding], section, source, f"transports.{name}")
+    return problems
+
+
 def check_profile(raw: Any, source: str = "<profile>") -> list[str]:
     """Every problem with a profile document, as 'source: key: what is wrong'.
 
@@ -278,23 +473,8 @@ def check_profile(raw: Any, source: str = "<profile>") -> list[str]:
     """
     if not isinstance(raw, dict):
         return [f"{source}: a profile must be a mapping, got {type(raw).__name__}"]
-    problems = []
-    for err in sorted(Draft202012Validator(META_SCHEMA).iter_errors(raw), key=lambda e: list(e.absolute_path)):
-        if err.validator == "additionalProperties":
-            # name the unknown key itself, not just its parent
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            where = _where(err)
-            for key in extra:
-                key_path = key if where == "(top level)" else f"{where}.{key}"
-                problems.append(f"{source}: {key_path}: unknown key")
-            continue
-        if err.validator == "required":
-            missing = err.message.split("'")[1] if "'" in err.message else err.message
-            where = _where(err)
-            key_path = missing if where == "(top level)" else f"{where}.{missing}"
-            problems.append(f"{source}: {key_path}: required key is missing")
-            continue
-        problems.append(f"{source}: {_where(err)}: {err.message}")
+    problems = _schema_problems(META_SCHEMA, raw, source)
+    problems += _binding_problems(raw, source)
     if problems:
         return problems
 
@@ -328,15 +508,22 @@ def check_profile(raw: Any, source: str = "<profile>") -> list[str]:
         known(f"aggregates[{i}].full", agg["full"])
     for i, value in enumerate(raw.get("chunk_types", [])):
         known(f"chunk_types[{i}]", value)
-    ws = raw.get("transports", {}).get("ws", {})
-    if "reject_event_type" in ws:
-        known("transports.ws.reject_event_type", ws["reject_event_type"])
-    if "cancel" in ws and raw["type_field"] in ws["cancel"]["expect"]:
-        expected = ws["cancel"]["expect"][raw["type_field"]]
-        if isinstance(expected, str):
-            known("transports.ws.cancel.expect", expected)
-        else:
-            problems.append(f"{source}: transports.ws.cancel.expect.{raw['type_field']}: must be a string, got {type(expected).__name__}")
+    transports = raw.get("transports", {})
+    for name, section in transports.items():
+        if "reject_event_type" in section:
+            known(f"transports.{name}.reject_event_type", section["reject_event_type"])
+        if "cancel" in section and raw["type_field"] in section["cancel"]["expect"]:
+            expected = section["cancel"]["expect"][raw["type_field"]]
+            if isinstance(expected, str):
+                known(f"transports.{name}.cancel.expect", expected)
+            else:
+                problems.append(f"{source}: transports.{name}.cancel.expect.{raw['type_field']}: must be a string, "
+                                f"got {type(expected).__name__}")
+    names = set(transports) or set(BINDINGS)
+    for i, pair in enumerate(raw.get("parity", [])):
+        for j, name in enumerate(pair):
+            if name not in names:
+                problems.append(f"{source}: parity[{i}][{j}]: '{name}' is not a transport of this profile")
     return problems
 
 

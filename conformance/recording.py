@@ -1,6 +1,6 @@
 """What one stream looked like on the wire: the data model every recorder fills.
 
-The recorders (``conformance.recorders``) are the only code in the project that
+The transports (``conformance.wire``) are the only code in the project that
 talks to a backend; the conformance suite, the load scenarios and the reports all
 read these plain objects. Keeping them free of I/O means the validators, parity
 checks and statistics are pure functions on data and can be tested without a
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Transport = Literal["sse", "ws"]
+from .request import Request
 
 
 def media_type(content_type: str | None) -> str:
@@ -42,6 +42,25 @@ class Limits:
     end_grace: float = 2.0
 
 
+@dataclass(slots=True)
+class SSEEventDetail:
+    """The SSE fields of one message, as sent."""
+
+    id: str | None = None
+    event: str | None = None
+    """The ``event:`` field, or None when the message had none."""
+    retry: int | None = None
+    data_lines: int = 0
+    """How many ``data:`` lines the message had."""
+
+
+@dataclass(slots=True)
+class WSFrameDetail:
+    """The kind of WebSocket message an event came in."""
+
+    kind: Literal["text", "binary"] = "text"
+
+
 @dataclass
 class RecordedEvent:
     """One event as it arrived: parsed JSON or the parse error, raw bytes, timing."""
@@ -49,10 +68,10 @@ class RecordedEvent:
     index: int
     raw: bytes
     """SSE: the message's bytes as on the wire (its field lines and the blank line
-    that ends it). WS: the frame's payload as received (after decompression)."""
+    that ends it). WS: the message's payload as received (after decompression)."""
     text: str | None
-    """SSE: the joined ``data`` field. WS: the text frame's content (None for a
-    binary frame that is not UTF-8)."""
+    """SSE: the joined ``data`` field. WS: the text message's content (None for a
+    binary message that is not UTF-8)."""
     data: Any = None
     """The parsed JSON value (usually a dict); None when ``parse_error`` is set."""
     parse_error: str | None = None
@@ -60,15 +79,9 @@ class RecordedEvent:
     """``time.perf_counter()`` at arrival: use for intervals."""
     t_wall: float = 0.0
     """``time.time()`` at arrival: compare with the server's ``ts``."""
-    # SSE fields
-    sse_id: str | None = None
-    sse_event: str | None = None
-    """The ``event:`` field as sent, or None when the message had none."""
-    sse_retry: int | None = None
-    data_lines: int = 0
-    """How many ``data:`` lines the SSE message had."""
-    # WS frame
-    frame: Literal["text", "binary"] | None = None
+    detail: Any = None
+    """What only this event's transport knows: :class:`SSEEventDetail`,
+    :class:`WSFrameDetail`, or another transport's own object."""
 
     @property
     def type(self) -> str | None:
@@ -81,6 +94,30 @@ class RecordedEvent:
 
 
 @dataclass
+class SSEDetail:
+    """What only an SSE recording has."""
+
+    comments: int = 0
+    """Comment lines seen (keep-alives)."""
+    line_endings: set[str] = field(default_factory=set)
+    """Line terminators seen: any of 'LF', 'CRLF', 'CR'."""
+
+
+@dataclass
+class WSDetail:
+    """What only a WebSocket recording has."""
+
+    extensions: list[str] = field(default_factory=list)
+    close_code: int | None = None
+    """The close code the server sent (1006 when the connection dropped without
+    a close frame); None when the client closed first or never connected."""
+    close_reason: str | None = None
+    close_frame_received: bool = False
+    messages_sent_at: list[float] = field(default_factory=list)
+    """``perf_counter`` when each client message of the request went out."""
+
+
+@dataclass
 class Recording:
     """A whole stream: request, response, events, timings and bytes on the wire.
 
@@ -88,15 +125,11 @@ class Recording:
     ``wall_start`` is ``time.time()`` at the start, to map perf times onto the
     wall clock. Byte counts are TCP payload counted at the socket, in each
     direction: HTTP request/response heads, chunked framing, WS handshake and
-    frame headers included.
+    frame headers included. What only one transport has is in ``detail``.
     """
 
-    transport: Transport
-    url: str
-    params: dict[str, str] = field(default_factory=dict)
-    request_headers: dict[str, str] = field(default_factory=dict)
-    """The headers the caller asked for (SSE: with the recorder's ``Accept`` and
-    ``Last-Event-ID``): what a reproduction command has to send."""
+    request: Request
+    """What was asked for: the reproduction line and the replay come from it."""
     sent_headers: list[tuple[str, str]] = field(default_factory=list)
     """Every request header as sent on the wire, the client library's own
     (Host, User-Agent, Sec-WebSocket-Key, ...) included."""
@@ -109,21 +142,10 @@ class Recording:
     by ``Limits.max_body_bytes``."""
     body_truncated: bool = False
     """The rejection body was longer than ``Limits.max_body_bytes`` and was cut."""
-    ws_extensions: list[str] = field(default_factory=list)
-    close_code: int | None = None
-    """WS: the close code the server sent (1006 when the connection dropped
-    without a close frame); None when the client closed first or never connected."""
-    close_reason: str | None = None
-    close_frame_received: bool = False
     client_closed: bool = False
-    """The client ended the stream on purpose (close_after / cancel flow)."""
-    cancel_sent_at: float | None = None
+    """The client ended the stream on purpose (``Request.close_after``)."""
 
     events: list[RecordedEvent] = field(default_factory=list)
-    comments: int = 0
-    """SSE comment lines seen (keep-alives)."""
-    line_endings: set[str] = field(default_factory=set)
-    """SSE line terminators seen: any of 'LF', 'CRLF', 'CR'."""
 
     wall_start: float = 0.0
     t_start: float = 0.0
@@ -144,15 +166,30 @@ class Recording:
     """Response head (SSE) or WS handshake response, in bytes."""
 
     error_kind: str | None = None
-    """None when the stream ended normally; else one of 'connect', 'timeout',
-    'too_large', 'too_many', 'protocol' (a framing or HTTP error), 'closed'
-    (the connection dropped). An HTTP answer without a stream (a non-2xx or
-    non-event-stream SSE response, a WS handshake refused with an HTTP status)
-    is no error here: ``status``, ``response_headers`` and ``body`` hold it."""
+    """None when the stream ended normally; else an :class:`conformance.contracts.ErrorKind`
+    value of the recorders: 'connect', 'timeout', 'too_large', 'too_many',
+    'protocol' (a framing or HTTP error), 'closed' (the connection dropped). An
+    HTTP answer without a stream (a non-2xx or non-event-stream SSE response, a
+    WS handshake refused with an HTTP status) is no error here: ``status``,
+    ``response_headers`` and ``body`` hold it."""
     error: str | None = None
     """What happened, in one sentence, when ``error_kind`` is set."""
+    detail: Any = None
+    """What only this transport knows (:class:`SSEDetail`, :class:`WSDetail`, ...)."""
 
     # --- derived values, computed from the fields above ---
+
+    @property
+    def transport(self) -> str:
+        return self.request.transport
+
+    @property
+    def url(self) -> str:
+        return self.request.url
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.request.params
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,6 @@ from jsonschema import ValidationError
 
 from .profile import Aggregate, Profile
 from .recording import Recording
-from .rules import rule
 
 _MISSING = object()
 
@@ -47,7 +46,9 @@ class Finding:
 
 def finding(rule_id: str, message: str, index: int | None = None, pointer: str = "") -> Finding:
     """A Finding whose level comes from the rule registry."""
-    return Finding(rule_id, rule(rule_id).level, message, index, pointer)
+    from conformance.rules.registry import get  # the registry's modules import this one
+
+    return Finding(rule_id, get(rule_id).level, message, index, pointer)
 
 
 def json_pointer(path: Iterable[Any]) -> str:
@@ -128,7 +129,7 @@ def _schema_message(err: ValidationError) -> str:
 def _order_findings(types: list[str | None], profile: Profile) -> list[Finding]:
     out: list[Finding] = []
     order = profile.order
-    first, last = order["first"], order["last"]
+    first, last = order.first, order.last
     n = len(types)
     if n == 0:
         return [finding("ORDER-FIRST-START", f"the stream has no events; expected {first!r} first")]
@@ -136,12 +137,12 @@ def _order_findings(types: list[str | None], profile: Profile) -> list[Finding]:
         out.append(finding("ORDER-FIRST-START", f"first event is {types[0]!r}, expected {first!r}", 0))
     if types[-1] != last:
         out.append(finding("ORDER-LAST-STREAM-END", f"stream ended with {types[-1]!r}, expected {last!r}", n - 1))
-    for name in order.get("exactly_once", []):
+    for name in order.exactly_once:
         where = [i for i, t in enumerate(types) if t == name]
         if len(where) != 1:
             index = where[1] if len(where) > 1 else None
             out.append(finding("ORDER-EXACTLY-ONCE", f"{name!r} appears {len(where)} times, expected exactly once", index))
-    for group in order.get("exactly_one_of", []):
+    for group in order.exactly_one_of:
         where = [i for i, t in enumerate(types) if t in group]
         if len(where) != 1:
             index = where[1] if len(where) > 1 else None
@@ -151,11 +152,11 @@ def _order_findings(types: list[str | None], profile: Profile) -> list[Finding]:
         end = types.index(last)
         if end < n - 1:
             out.append(finding("ORDER-NOTHING-AFTER-END", f"{types[end + 1]!r} follows {last!r}", end + 1))
-    terminal = set(order.get("terminal", []))
+    terminal = set(order.terminal)
     for i, t in enumerate(types[:-1]):
         if t in terminal and types[i + 1] != last:
             out.append(finding("ORDER-TERMINAL-THEN-END", f"{types[i + 1]!r} follows {t!r}, expected {last!r}", i + 1))
-    interrupts = set(order.get("interrupts", []))
+    interrupts = set(order.interrupts)
     for agg in profile.aggregates:
         if agg.scope != "run":
             continue

@@ -1,55 +1,73 @@
-"""Turn findings into verdicts and readable failure messages.
+"""Turn findings into verdicts and readable messages (pure: no pytest, no I/O).
 
-A broken MUST fails its test; a broken SHOULD passes with a ConformanceWarning
-(shown in pytest's summary and recorded in the JSON report, like Autobahn's
-NON-STRICT). The message says which rule, what the protocol requires, what was
-seen and where, the last events on the wire before it, and a one-line command
-that reproduces the request.
+A broken MUST is a ``fail``; a broken SHOULD is a ``warn`` (the pytest plugin
+passes the test with a ConformanceWarning, like Autobahn's NON-STRICT); a rule
+whose evidence cannot decide it is a ``skip`` with the reason. The message says
+which rule, what the protocol requires, what was seen and where, the last
+events on the wire before it, and a one-line command that reproduces the
+request, derived from the request value the recording keeps.
 """
 
 from __future__ import annotations
 
-import shlex
-import warnings
-from typing import Any
-
-import pytest
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from .recording import Recording
-from .rules import rule
-from .target import query_url
 from .validate import Finding
 
+if TYPE_CHECKING:
+    from .rules.registry import Rule
+
+Verdict = Literal["pass", "fail", "warn", "skip"]
 MAX_FINDINGS_SHOWN = 5
 CONTEXT_EVENTS = 3
+TERMINAL_LINE = 400
+"""The terminal shows a reproduction line up to this long; the JSON report keeps it whole."""
 
 
 class ConformanceWarning(UserWarning):
     """A SHOULD of the protocol is not met."""
 
 
-def reproduction(recording: Recording, options: dict[str, Any] | None = None) -> str:
-    """A one-line command that sends the same request."""
-    options = options or {}
-    url = query_url(recording.url, recording.params)
-    if recording.transport == "sse":
-        parts = ["curl", "-N", "-H", "Accept: text/event-stream"]
-        for name, value in recording.request_headers.items():
-            if name.lower() != "accept":
-                parts += ["-H", f"{name}: {value}"]
-        parts.append(url)
-    else:
-        ws_url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        parts = ["python", "-m", "conformance.recorders", "ws", ws_url]
-        for name, value in recording.request_headers.items():
-            parts += ["--header", f"{name}: {value}"]
-        for key in ("cancel_after", "close_after"):
-            if options.get(key) is not None:
-                parts += [f"--{key.replace('_', '-')}", str(options[key])]
-        if options.get("compression"):
-            parts.append("--compression")
-    line = " ".join(shlex.quote(p) for p in parts)
-    return line if len(line) <= 400 else line[:380] + " ...(cut)"
+@dataclass
+class Outcome:
+    """One rule's verdict on one transport (or pair, or the run)."""
+
+    rule: str
+    verdict: Verdict
+    message: str = ""
+    transport: str = "all"
+    findings: list[tuple[Finding, Recording | None]] = field(default_factory=list, repr=False)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Each distinct request the findings come from, as JSON (for replay)."""
+        seen, out = set(), []
+        for _, rec in self.findings:
+            if rec is not None and rec.request not in seen:
+                seen.add(rec.request)
+                out.append(rec.request.to_json())
+        return out
+
+    @property
+    def reproductions(self) -> list[str]:
+        """A whole reproduction line per distinct request."""
+        from .wire import get
+
+        seen, out = set(), []
+        for _, rec in self.findings:
+            if rec is not None and rec.request not in seen:
+                seen.add(rec.request)
+                out.append(get(rec.transport).reproduce(rec.request))
+        return out
+
+
+def reproduction(recording: Recording) -> str:
+    """The one-line command that sends the recording's request again."""
+    from .wire import get
+
+    return get(recording.transport).reproduce(recording.request)
 
 
 def _event_line(recording: Recording, index: int) -> str:
@@ -59,24 +77,14 @@ def _event_line(recording: Recording, index: int) -> str:
     return f"    [{index}] {text[:160]}{'...' if len(text) > 160 else ''}"
 
 
-def _request_label(recording: Recording) -> str:
-    """Which request a finding comes from, when a rule looked at several."""
-    parts = []
-    for key, value in recording.params.items():
-        text = value if len(value) <= 30 else value[:27] + "..."
-        parts.append(f"{key}={text!r}")
-    return " ".join(parts[:2])
-
-
-def describe(rule_id: str, items: list[tuple[Finding, Recording | None]], transport: str | None,
-             options: dict[str, Any] | None = None) -> str:
+def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str | None) -> str:
     """The failure or warning text for a rule broken at these places."""
-    r = rule(rule_id)
-    lines = [f"[{rule_id}] {r.level}: {r.requirement} (PROTOCOL.md section {r.section})"]
+    lines = [f"[{rule.id}] {rule.level}: {rule.requirement} (PROTOCOL.md section {rule.section})"]
     several = len({id(rec) for _, rec in items}) > 1
     for found, recording in items[:MAX_FINDINGS_SHOWN]:
-        request = _request_label(recording) if several and recording is not None else ""
-        where = ", ".join(x for x in (transport or (recording.transport if recording else ""), found.where(), request) if x)
+        request = recording.request.describe() if several and recording is not None else ""
+        own = recording.transport if recording is not None else ""
+        where = ", ".join(x for x in (own or transport or "", found.where(), request) if x)
         lines.append(f"  seen ({where}): {found.message}")
     if len(items) > MAX_FINDINGS_SHOWN:
         lines.append(f"  ... and {len(items) - MAX_FINDINGS_SHOWN} more")
@@ -90,18 +98,17 @@ def describe(rule_id: str, items: list[tuple[Finding, Recording | None]], transp
             start = max(0, end - CONTEXT_EVENTS)
             lines.append(f"  last events on the wire up to event {end} ({len(recording.events)} received):")
             lines += [_event_line(recording, i) for i in range(start, end + 1)]
-        lines.append(f"  reproduce: {reproduction(recording, options)}")
+        line = reproduction(recording)
+        if len(line) > TERMINAL_LINE:
+            line = line[:TERMINAL_LINE - 60] + " ...(cut here; the JSON report has the whole line)"
+        lines.append(f"  reproduce: {line}")
     return "\n".join(lines)
 
 
-def judge(node: pytest.Item, rule_id: str, items: list[tuple[Finding, Recording | None]],
-          transport: str | None = None, options: dict[str, Any] | None = None) -> None:
-    """Fail (MUST), warn (SHOULD) or pass, and leave the verdict on the test item."""
-    items = [(f, rec) for f, rec in items if f.rule == rule_id]
+def outcome(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str = "all") -> Outcome:
+    """Fail (MUST), warn (SHOULD) or pass, from what a rule found."""
+    items = [(f, rec) for f, rec in items if f.rule == rule.id]
     if not items:
-        return
-    text = describe(rule_id, items, transport, options)
-    if rule(rule_id).level == "MUST":
-        pytest.fail(text, pytrace=False)
-    node.user_properties.append(("conformance_warning", text))
-    warnings.warn(ConformanceWarning(text), stacklevel=2)
+        return Outcome(rule.id, "pass", "", transport)
+    verdict: Verdict = "fail" if rule.level == "MUST" else "warn"
+    return Outcome(rule.id, verdict, describe(rule, items, transport), transport, items)

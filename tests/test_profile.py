@@ -71,17 +71,18 @@ def test_bundled_profile_reads_as_protocol_says() -> None:
     assert p.type_field == "type" and p.seq_field == "seq" and p.timestamp_field == "ts"
     assert p.volatile == ("ts",)
     assert len(p.event_types) == 13
-    assert p.order["first"] == "start" and p.order["last"] == "stream_end"
+    assert p.order.first == "start" and p.order.last == "stream_end"
     assert p.chunk_types == {"code_chunk", "reflection_chunk", "analysis_chunk"}
     assert {(a.chunk, a.full, a.pointer, a.scope) for a in p.aggregates} == {
         ("code_chunk", "code_generated", "/code", "run"),
         ("reflection_chunk", "reflection", "/content", "run"),
         ("analysis_chunk", "complete", "/data/analysis", "stream"),
     }
-    assert p.transport("sse")["path"] == "/agent/stream"
-    assert p.transport("ws")["close_normal"] == 1000
-    assert p.transport("nope") == {}
-    assert p.disconnect["gauge"] == "agent_active_streams"
+    assert p.transport("sse").path == "/agent/stream"
+    assert p.transport("ws").close_normal == 1000
+    assert p.transport("nope") is None
+    assert p.parity == (("sse", "ws"),)
+    assert p.disconnect.gauge == "agent_active_streams"
     assert check_profile(p.raw) == []
 
 
@@ -258,22 +259,22 @@ def test_check_profile_is_pure_and_lists_every_problem() -> None:
 # --- request parameters -------------------------------------------------------
 
 
-def test_params_for_expands_repeat_and_omit() -> None:
+def test_cases_expand_repeat_and_omit() -> None:
     p = load_profile()
-    cases = {c["name"]: c for c in p.request["invalid"] + p.request["valid_edge"]}
+    cases = {c.name: c for c in p.request.invalid + p.request.valid_edge}
     base = {"question": "hi", "dataset": "all"}
 
-    too_long = p.params_for(cases["too long question"], base)
+    too_long = cases["too long question"].apply(base)
     assert too_long == {"question": "x" * 2001, "dataset": "all"}
 
-    emoji = p.params_for(cases["longest question (4-byte characters)"])
+    emoji = cases["longest question (4-byte characters)"].apply({})
     assert emoji["question"] == "\U0001F600" * 2000 and len(emoji["question"]) == 2000
 
-    missing = p.params_for(cases["missing question"], base)
+    missing = cases["missing question"].apply(base)
     assert missing == {"dataset": "all"}
     assert base == {"question": "hi", "dataset": "all"}, "the base dict must not be changed"
 
-    blank = p.params_for(cases["blank question"], base)
+    blank = cases["blank question"].apply(base)
     assert blank["question"] == "   \t  "
 
 
@@ -341,7 +342,7 @@ def test_other_vocabulary_loads(ticker: Profile) -> None:
     assert ticker.name == "ticker/1"
     assert ticker.event_types == ("hello", "tick", "total", "oops", "bye")
     assert ticker.envelope_validator is None
-    assert ticker.sample_questions == ["hello"]  # default when the profile has no request section
+    assert ticker.sample_questions == ("hello",)  # default when the profile has no request section
 
 
 def test_other_vocabulary_valid_streams(ticker: Profile) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from httpx_sse._decoders import SSEDecoder
 
-from conformance.recorders import record_sse, record_ws, ws_url
-from conformance.recorders.sse_lines import Line, LineSplitter, MessageAssembler, TooLarge, parse_stream
-from conformance.recorders.wire import WireCounter, head_end
+from conformance.wire import SSE, record_sse, record_ws, ws_url
+from conformance.wire.sse_lines import Line, LineSplitter, MessageAssembler, TooLarge, parse_stream
+from conformance.wire.wire import WireCounter, head_end
 from conformance.recording import Limits
 try:
     from tests import stub_servers as stubs
@@ -141,7 +141,7 @@ class TestMessages:
 
 def test_parse_json_is_strict_like_a_browser():
     """Python's json.dumps writes NaN for a float nan; JSON.parse in a browser throws on it."""
-    from conformance.recorders.common import parse_json
+    from conformance.wire.common import parse_json
 
     assert parse_json('{"type": "verification", "confidence": 0.5}') == ({"type": "verification", "confidence": 0.5}, None)
     for bad in ('{"confidence": NaN}', '{"x": Infinity}', "-Infinity"):
@@ -200,9 +200,9 @@ def test_ws_wire_bytes_equal_relay_count(relay, compression):
     relay.reset()
     rec = record_ws(relay.base_url + "/ws", params={"n": "6", "pad": "2000"}, compression=compression, limits=FAST)
     assert rec.ok, rec.error
-    assert len(rec.events) == 6 and rec.close_code == 1000 and rec.close_frame_received
+    assert len(rec.events) == 6 and rec.detail.close_code == 1000 and rec.detail.close_frame_received
     _assert_counts_match(rec, relay)
-    assert rec.ws_extensions == (["permessage-deflate"] if compression else [])
+    assert rec.detail.extensions == (["permessage-deflate"] if compression else [])
     body_in = rec.bytes_received - rec.head_bytes_received
     if compression:
         assert body_in < rec.payload_bytes / 4  # "x" * 2000 compresses well: counted as sent, not as decoded
@@ -218,7 +218,7 @@ def _head_size(rec) -> int:
 
 def test_tls_wire_bytes_are_counted_below_tls(tmp_path):
     """https/wss: TLS runs in memory over the counting socket, so the counts are TCP payload."""
-    from conformance.recorders.common import tls_context
+    from conformance.wire.common import tls_context
 
     pair = stubs.self_signed_cert(str(tmp_path))
     if pair is None:
@@ -243,7 +243,7 @@ def test_tls_wire_bytes_are_counted_below_tls(tmp_path):
             assert rec.head_bytes_received == _head_size(rec)
             assert 0 < rec.head_bytes_sent < rec.bytes_sent and rec.head_bytes_received < rec.bytes_received
             assert rec.t_headers <= rec.t_first_byte <= rec.t_first_event
-        assert rec.ws_extensions == ["permessage-deflate"] and rec.close_code == 1000
+        assert rec.detail.extensions == ["permessage-deflate"] and rec.detail.close_code == 1000
 
 
 # ===================================================================== happy paths
@@ -253,13 +253,14 @@ def test_sse_records_events_fields_and_timings(stub):
     rec = record_sse(stub.base_url + "/sse", params={"n": "5", "delay": "0.02"}, headers={"X-Test": "1"}, limits=FAST)
     assert rec.ok and rec.status == 200
     assert rec.header("content-type").startswith("text/event-stream")
-    assert rec.request_headers == {"Accept": "text/event-stream", "X-Test": "1"}
+    assert rec.request.header_map == {"X-Test": "1"}
+    assert SSE.request_headers(rec.request) == {"Accept": "text/event-stream", "X-Test": "1"}
     sent = dict(rec.sent_headers)
     assert sent["Accept"] == "text/event-stream" and sent["X-Test"] == "1" and sent["Host"] == f"127.0.0.1:{stub.port}"
     assert [e.type for e in rec.events] == ["start", "chain_of_thought", "chain_of_thought", "chain_of_thought", "stream_end"]
-    assert [e.sse_id for e in rec.events] == ["0", "1", "2", "3", "4"]
-    assert all(e.data_lines == 1 and e.sse_event is None and e.frame is None for e in rec.events)
-    assert rec.comments == 1 and rec.line_endings == {"LF"}
+    assert [e.detail.id for e in rec.events] == ["0", "1", "2", "3", "4"]
+    assert all(e.detail.data_lines == 1 and e.detail.event is None and not hasattr(e.detail, "kind") for e in rec.events)
+    assert rec.detail.comments == 1 and rec.detail.line_endings == {"LF"}
     assert rec.t_start <= rec.t_connected <= rec.t_headers <= rec.t_first_byte <= rec.t_first_event <= rec.t_end
     # events arrive as produced (20 ms apart), and t_wall follows the server's ts closely on loopback
     assert rec.events[-1].t_perf - rec.events[0].t_perf > 0.05
@@ -270,8 +271,8 @@ def test_sse_records_events_fields_and_timings(stub):
 @pytest.mark.parametrize("eol", ["CR", "CRLF"])
 def test_sse_line_endings_recorded(stub, eol):
     rec = record_sse(stub.base_url + "/sse", params={"n": "3", "eol": eol, "multiline": "1"}, limits=FAST)
-    assert rec.ok and rec.line_endings == {eol}
-    assert [e.data_lines for e in rec.events] == [2, 2, 2]
+    assert rec.ok and rec.detail.line_endings == {eol}
+    assert [e.detail.data_lines for e in rec.events] == [2, 2, 2]
     assert rec.events[0].raw.endswith(b"\r\r" if eol == "CR" else b"\r\n\r\n")
 
 
@@ -280,7 +281,7 @@ def test_sse_keepalive_comments_with_ids_are_not_events_uvicorn(stub):
     rec = record_sse(stub.base_url + "/sse", params={"n": "6", "keepalive": "1"}, limits=FAST)
     assert rec.ok
     assert len(rec.events) == 6 and all(e.parse_error is None for e in rec.events)
-    assert rec.comments == 7  # the greeting and one per event
+    assert rec.detail.comments == 7  # the greeting and one per event
 
 
 def test_sse_keepalive_comments_with_ids_raw_bytes():
@@ -288,7 +289,7 @@ def test_sse_keepalive_comments_with_ids_raw_bytes():
         rec = record_sse(srv.base_url + "/x", limits=FAST)
     assert rec.ok
     assert [e.data for e in rec.events] == [{"type": "start", "seq": 0}, {"type": "stream_end", "seq": 1}]
-    assert rec.comments == 3
+    assert rec.detail.comments == 3
 
 
 def test_sse_non_json_and_named_events(stub):
@@ -296,8 +297,8 @@ def test_sse_non_json_and_named_events(stub):
     assert rec.ok and len(rec.events) == 3  # the id-only block is no event
     bad, named, end = rec.events
     assert bad.data is None and bad.parse_error.startswith("invalid JSON") and bad.text == "not json"
-    assert (bad.sse_id, bad.sse_retry) == ("7", 1500)
-    assert named.sse_event == "custom" and named.type == "progress" and named.sse_id is None
+    assert (bad.detail.id, bad.detail.retry) == ("7", 1500)
+    assert named.detail.event == "custom" and named.type == "progress" and named.detail.id is None
     assert end.type == "stream_end"
 
 
@@ -311,7 +312,7 @@ def test_sse_rejection_body_and_status(stub):
 def test_sse_last_event_id_is_sent(stub):
     rec = record_sse(stub.base_url + "/sse", last_event_id="4", limits=FAST)
     assert rec.status == 204 and rec.body == b"" and rec.events == []
-    assert rec.request_headers["Last-Event-ID"] == "4"
+    assert rec.request.last_event_id == "4" and ("Last-Event-ID", "4") in rec.sent_headers
 
 
 def test_sse_non_event_stream_body_is_bounded(stub):
@@ -323,34 +324,34 @@ def test_sse_non_event_stream_body_is_bounded(stub):
 def test_ws_records_frames_and_close(stub):
     rec = record_ws(stub.base_url + "/ws", params={"n": "5"}, headers={"X-Test": "1"}, origin="http://example.test", limits=FAST)
     assert rec.ok and rec.status == 101
-    assert rec.request_headers == {"X-Test": "1"}
+    assert rec.request.header_map == {"X-Test": "1", "Origin": "http://example.test"}
     sent = dict(rec.sent_headers)
     assert sent["X-Test"] == "1" and sent["Origin"] == "http://example.test" and sent["Upgrade"] == "websocket"
     assert [e.type for e in rec.events][0::4] == ["start", "stream_end"] and len(rec.events) == 5
-    assert all(e.frame == "text" and e.raw == e.text.encode() for e in rec.events)
-    assert (rec.close_code, rec.close_frame_received, rec.client_closed) == (1000, True, False)
+    assert all(e.detail.kind == "text" and e.raw == e.text.encode() for e in rec.events)
+    assert (rec.detail.close_code, rec.detail.close_frame_received, rec.client_closed) == (1000, True, False)
     assert rec.t_start <= rec.t_connected <= rec.t_headers <= rec.t_first_byte <= rec.t_first_event <= rec.t_end
     assert rec.head_bytes_sent > 0 and rec.head_bytes_received > 0
 
 
 def test_ws_non_json_and_binary_frames(stub):
     rec = record_ws(stub.base_url + "/ws/odd", limits=FAST)
-    assert rec.ok and rec.close_code == 1000
+    assert rec.ok and rec.detail.close_code == 1000
     text_bad, bin_json, bin_bad, end = rec.events
-    assert text_bad.frame == "text" and text_bad.data is None and text_bad.text == "this is not json"
+    assert text_bad.detail.kind == "text" and text_bad.data is None and text_bad.text == "this is not json"
     assert text_bad.parse_error.startswith("invalid JSON")
-    assert bin_json.frame == "binary" and bin_json.type == "start"
-    assert bin_bad.frame == "binary" and bin_bad.text is None and bin_bad.raw == b"\xff\xfe\x00" and bin_bad.parse_error
+    assert bin_json.detail.kind == "binary" and bin_json.type == "start"
+    assert bin_bad.detail.kind == "binary" and bin_bad.text is None and bin_bad.raw == b"\xff\xfe\x00" and bin_bad.parse_error
     assert end.type == "stream_end"
 
 
 def test_ws_cancel_after(stub):
     rec = record_ws(stub.base_url + "/ws", params={"n": "100", "delay": "0.02"}, cancel_after=2, limits=FAST)
-    assert rec.ok and rec.cancel_sent_at is not None
-    assert rec.events[1].t_perf <= rec.cancel_sent_at
+    assert rec.ok and rec.detail.messages_sent_at
+    assert rec.events[1].t_perf <= rec.detail.messages_sent_at[0]
     assert [e.type for e in rec.events][-2:] == ["error", "stream_end"]
     assert rec.events[-2].data["code"] == "cancelled" and len(rec.events) < 10
-    assert rec.close_code == 1000 and not rec.client_closed
+    assert rec.detail.close_code == 1000 and not rec.client_closed
 
 
 @pytest.mark.parametrize("transport", ["sse", "ws"])
@@ -363,7 +364,7 @@ def test_close_after_and_on_event(stub, transport):
     assert seen == [(0, "start"), (1, "chain_of_thought"), (2, "chain_of_thought")]  # the last one too, before leaving
     assert rec.duration_s < 1.0
     if transport == "ws":
-        assert rec.close_code is None
+        assert rec.detail.close_code is None
 
 
 @pytest.mark.parametrize("transport", ["sse", "ws"])
@@ -437,7 +438,8 @@ def test_stalling_server_times_out(handler, transport, bound):
     assert rec.error_kind == "timeout", rec.error
     assert rec.status in (200, 101)
     assert bound - 0.1 < elapsed < bound + MARGIN
-    assert rec.comments >= (5 if handler is stubs.comments_forever else 0)
+    if handler is stubs.comments_forever:
+        assert rec.detail.comments >= 5
 
 
 def test_total_bound_with_a_trickle():
@@ -501,7 +503,7 @@ def test_ws_garbage_frames():
 def test_ws_drop_without_close_frame():
     with raw_server(stubs.ws_drop_without_close) as srv:
         rec = record_ws(srv.base_url + "/x", limits=FAST)
-    assert (rec.close_code, rec.close_frame_received, rec.error_kind) == (1006, False, "closed")
+    assert (rec.detail.close_code, rec.detail.close_frame_received, rec.error_kind) == (1006, False, "closed")
     assert [e.type for e in rec.events] == ["start"]
 
 
@@ -521,7 +523,7 @@ def test_ws_close_frame_without_tcp_close_is_recorded():
     limits = Limits(first_event=2, idle=3, total=6, end_grace=0.5)
     with raw_server(_ws_close_frame_then_hold) as srv:
         rec, elapsed = timed(record_ws, srv.base_url + "/x", limits=limits)
-    assert (rec.close_code, rec.close_frame_received, rec.error_kind) == (1000, True, None), rec.error
+    assert (rec.detail.close_code, rec.detail.close_frame_received, rec.error_kind) == (1000, True, None), rec.error
     assert [e.type for e in rec.events] == ["start", "stream_end"]
     assert elapsed < limits.end_grace + MARGIN
 
@@ -559,7 +561,7 @@ def test_recorders_run_under_gevent_monkey_patching(stub):
         import json, socket, sys, time
         import gevent
         assert socket.socket.__module__.startswith("gevent"), socket.socket
-        from conformance.recorders import record_sse, record_ws
+        from conformance.wire import record_sse, record_ws
         from conformance.recording import Limits
         base = sys.argv[1]
         limits = Limits(first_event=2, idle=2, total=8)
@@ -571,7 +573,7 @@ def test_recorders_run_under_gevent_monkey_patching(stub):
         t0 = time.perf_counter()
         stalled = record_ws(base + "/ws/no-close", end_types=("stream_end",), limits=Limits(end_grace=0.3))
         print(json.dumps({"sse": [sse.error_kind, len(sse.events), sse.bytes_received > 0],
-                          "ws": [ws.error_kind, len(ws.events), ws.close_code],
+                          "ws": [ws.error_kind, len(ws.events), ws.detail.close_code],
                           "overlap": sse.t_first_event < ws.t_end and ws.t_first_event < sse.t_end,
                           "stalled": [stalled.error_kind, round(time.perf_counter() - t0, 1) < 2]}))
         """
@@ -616,5 +618,5 @@ def test_reference_server_both_transports(request):
     ws = record_ws(base + "/ws/agent/stream", params=params, end_types=("stream_end",))
     assert sse.ok and ws.ok, (sse.error, ws.error)
     assert sse.events[-1].type == ws.events[-1].type == "stream_end"
-    assert ws.close_code == 1000
+    assert ws.detail.close_code == 1000
     assert [e.type for e in sse.events] == [e.type for e in ws.events]

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from conformance.profile import load_profile
-from conformance.recorders import record_sse, record_ws, ws_url
+from conformance.wire import record_sse, record_ws, ws_url
 from conformance.recording import Limits, Recording
 from conformance.validate import validate_stream
 from reference_server.app import create_app
@@ -140,8 +140,8 @@ def test_sse_stream_has_whole_vocabulary_and_binding(reference_url: str) -> None
     stages = {e["stage"] for e in of_type(rec, "progress")}
     assert {"router", "planner", "coder", "executor", "verifier", "analyst"} <= stages
     for event in rec.events:
-        assert event.sse_event is None and event.data_lines == 1
-        assert event.sse_id == str(event.data["seq"])
+        assert event.detail.event is None and event.detail.data_lines == 1
+        assert event.detail.id == str(event.data["seq"])
         assert isinstance(event.data["ts"], float)
     assert 60 <= len(rec.events) <= 200
 
@@ -222,8 +222,8 @@ def test_sse_and_ws_send_the_same_events(reference_url: str, question: str, data
     over_ws = ws(reference_url, question=question, dataset=dataset)
     assert_valid(over_sse)
     assert_valid(over_ws)
-    assert over_ws.close_code == 1000
-    assert all(e.frame == "text" for e in over_ws.events)
+    assert over_ws.detail.close_code == 1000
+    assert all(e.detail.kind == "text" for e in over_ws.events)
     assert without_ts(over_sse) == without_ts(over_ws)
 
 
@@ -233,7 +233,7 @@ def test_permessage_deflate_changes_nothing(reference_url: str) -> None:
         reference_url + WS, params={"question": "incidents by root cause"}, compression=True, limits=LIMITS, end_types=END
     )
     assert_valid(deflated)
-    assert any("permessage-deflate" in x for x in deflated.ws_extensions)
+    assert any("permessage-deflate" in x for x in deflated.detail.extensions)
     assert without_ts(deflated) == without_ts(plain)
     assert deflated.bytes_received < plain.bytes_received
 
@@ -268,7 +268,7 @@ def test_bad_request_rejected_over_sse(reference_url: str, params: dict[str, str
 @pytest.mark.parametrize(("params", "param"), BAD_REQUESTS)
 def test_bad_request_rejected_over_ws(reference_url: str, params: dict[str, str], param: str) -> None:
     rec = ws(reference_url, **params)
-    assert rec.close_code == 1008
+    assert rec.detail.close_code == 1008
     (event,) = rec.objects
     assert event["type"] == "error" and event["code"] == "invalid_request" and event["param"] == param
     assert "seq" not in event
@@ -287,7 +287,7 @@ def test_2000_four_byte_characters_accepted_on_both(reference_url: str) -> None:
 
 def test_2001_four_byte_characters_rejected_on_both(reference_url: str) -> None:
     assert sse(reference_url, question=FOUR_BYTE_QUESTION + "\U0001f600").status == 422
-    assert ws(reference_url, question=FOUR_BYTE_QUESTION + "\U0001f600").close_code == 1008
+    assert ws(reference_url, question=FOUR_BYTE_QUESTION + "\U0001f600").detail.close_code == 1008
 
 
 @pytest.mark.parametrize("size", [70_000, 300_000])
@@ -322,7 +322,7 @@ def test_last_event_id_gets_204_and_no_run(reference_url: str) -> None:
 def test_ws_cancel_ends_with_cancelled_error(reference_url: str) -> None:
     rec = record_ws(reference_url + WS, params={"question": "incidents by region"}, cancel_after=3, limits=LIMITS)
     assert_valid(rec)
-    assert rec.close_code == 1000
+    assert rec.detail.close_code == 1000
     assert [e["type"] for e in rec.objects[-2:]] == ["error", "stream_end"]
     assert rec.objects[-2]["code"] == "cancelled"
     assert "complete" not in types(rec)
@@ -506,13 +506,13 @@ def test_drawn_questions_never_break_the_protocol(reference_url: str, question: 
     over_ws = ws(reference_url, question=question, dataset=dataset)
     assert over_sse.status is not None and over_sse.status < 500
     if accepted:
-        assert over_sse.status == 200 and over_ws.close_code == 1000
+        assert over_sse.status == 200 and over_ws.detail.close_code == 1000
         assert_valid(over_sse)
         assert_valid(over_ws)
         assert over_sse.objects[0]["question"] == question.strip()
         assert without_ts(over_sse) == without_ts(over_ws)
     else:
-        assert over_sse.status == 422 and over_ws.close_code == 1008 and len(over_ws.events) == 1
+        assert over_sse.status == 422 and over_ws.detail.close_code == 1008 and len(over_ws.events) == 1
 
 
 HOSTILE = [
@@ -633,7 +633,7 @@ def test_server_logged_no_traceback(reference_server: EmbeddedServer) -> None:
         assert len(record_sse(base + SSE, params=question, close_after=close_after).events) == close_after
         assert len(record_ws(base + WS, params=question, close_after=close_after).events) == close_after
     assert record_sse(base + SSE, params={"question": ""}).status == 422
-    assert record_ws(base + WS, params={"dataset": "nope", "question": "x"}).close_code == 1008
+    assert record_ws(base + WS, params={"dataset": "nope", "question": "x"}).detail.close_code == 1008
     deadline = time.monotonic() + 2.0
     while active(base) > 0 and time.monotonic() < deadline:
         time.sleep(0.05)

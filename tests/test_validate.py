@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conformance.profile import Profile, load_profile
+from conformance.request import Request
 from conformance.recording import RecordedEvent, Recording
 from conformance.rules import RULES
 from conformance.validate import Finding, json_pointer, resolve_pointer, validate_recording, validate_stream
@@ -318,7 +319,7 @@ def test_json_pointer_round_trip() -> None:
 
 def recorded(items: list[Any]) -> Recording:
     """A Recording whose events are parsed objects, or ('bad', text) for a parse error."""
-    rec = Recording(transport="sse", url="http://127.0.0.1:1/agent/stream")
+    rec = Recording(request=Request("sse", "http://127.0.0.1:1/agent/stream"))
     for i, item in enumerate(items):
         if isinstance(item, tuple):
             rec.events.append(RecordedEvent(index=i, raw=item[1].encode(), text=item[1], parse_error="Expecting value: line 1 column 1 (char 0)"))
@@ -527,7 +528,7 @@ def test_known_drops() -> None:
 
 
 def _stamped_recording(ts_values: list[float], arrival: float) -> Recording:
-    rec = Recording(transport="ws", url="http://127.0.0.1:1/ws/agent/stream")
+    rec = Recording(request=Request("ws", "http://127.0.0.1:1/ws/agent/stream"))
     kinds = ["start", "complete", "stream_end"]
     for i, (kind, ts) in enumerate(zip(kinds, ts_values)):
         obj: dict[str, Any] = {"type": kind, "seq": i, "ts": ts}

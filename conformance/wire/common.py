@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from conformance.recording import Limits
 
@@ -91,3 +94,16 @@ class Budget:
             "idle": f"nothing received for limits.idle={self.limits.idle:g} s",
             "grace": f"the server did not end the stream within limits.end_grace={self.limits.end_grace:g} s",
         }.get(self.phase, "timed out")
+
+
+def query_url(url: str, query: Iterable[tuple[str, str]]) -> str:
+    """``url`` with ``query`` appended (as httpx sends it: form encoding)."""
+    pairs = list(query)
+    if not pairs:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(pairs)
+
+
+def shell_line(parts: Iterable[str]) -> str:
+    """A command line a POSIX shell reads back as ``parts``."""
+    return " ".join(shlex.quote(p) for p in parts)

@@ -19,11 +19,13 @@ from typing import Any
 import httpcore
 import httpx
 
-from conformance.recording import Limits, RecordedEvent, Recording, media_type
+from conformance.recording import Limits, RecordedEvent, Recording, SSEDetail, SSEEventDetail, media_type
+from conformance.request import Request
 
-from .common import Budget, parse_json, tls_context
+from .common import Budget, parse_json, query_url, shell_line, tls_context
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
 from .tls import MemoryTLS
+from .transport import OnEvent, Transport, register
 from .wire import WireCounter, finish
 
 
@@ -174,28 +176,81 @@ def record_sse(
     last_event_id: str | None = None,
     on_event: Callable[[RecordedEvent], None] | None = None,
 ) -> Recording:
-    """GET ``url`` as an EventSource would and record the stream.
+    """GET ``url`` as an EventSource would and record the stream (a shorthand for
+    ``SSE.record(Request.make("sse", url, ...))``)."""
+    request = Request.make("sse", url, params=params, headers=headers, close_after=close_after,
+                           end_types=tuple(end_types), last_event_id=last_event_id)
+    return SSE.record(request, limits, on_event)
 
-    Never raises for network or protocol trouble: ``error_kind``/``error`` say what
-    happened. ``close_after=N`` closes the response after N events (the client
-    leaves); after an event whose type is in ``end_types`` the recorder waits at
-    most ``limits.end_grace`` s for the server to end the response.
-    ``on_event(event)`` is called as each event is recorded, while the stream is
-    still open (before ``close_after`` acts); what it raises propagates.
-    """
-    rec = Recording(transport="sse", url=url, params={str(k): str(v) for k, v in (params or {}).items()})
+
+class SSETransport(Transport):
+    """Server-Sent Events over HTTP/1.1 (httpx), as a browser's EventSource reads them."""
+
+    name = "sse"
+    binding = "sse"
+    label = "SSE"
+
+    def record(self, request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
+        """Send the request and record the stream.
+
+        Never raises for network or protocol trouble: ``error_kind``/``error`` say
+        what happened. ``request.close_after=N`` closes the response after N events
+        (the client leaves); after an event whose type is in ``request.end_types``
+        the recorder waits at most ``limits.end_grace`` s for the server to end the
+        response. ``on_event(event)`` is called as each event is recorded, while
+        the stream is still open (before ``close_after`` acts); what it raises
+        propagates.
+        """
+        return _record(request, limits, on_event)
+
+    def accepted(self, rec: Recording) -> bool:
+        return rec.status is not None and rec.body is None and 200 <= rec.status < 300 and rec.status != 204
+
+    def incomplete(self, rec: Recording) -> tuple[str, str] | None:
+        if rec.error_kind is None and rec.status == 200 and rec.body is not None:
+            return "status", f"the answer is not an event stream (Content-Type {rec.header('content-type')!r})"
+        return super().incomplete(rec)
+
+    def request_headers(self, request: Request) -> dict[str, str]:
+        """The headers this transport sends for ``request`` (its own Accept and
+        Last-Event-ID included): what a reproduction has to send."""
+        out = {"Accept": "text/event-stream"}
+        out.update(request.header_map)
+        if request.last_event_id is not None:
+            out["Last-Event-ID"] = request.last_event_id
+        return out
+
+    def reproduce(self, request: Request) -> str:
+        parts = ["curl", "-N"]
+        if request.method != "GET":
+            parts += ["-X", request.method]
+        for name, value in self.request_headers(request).items():
+            parts += ["-H", f"{name}: {value}"]
+        if request.body is not None:
+            parts += ["--data-binary", request.body.decode("utf-8", "replace")]
+        parts.append(query_url(request.url, request.query))
+        return shell_line(parts)
+
+    def summary(self, rec: Recording) -> list[str]:
+        detail = rec.detail
+        if detail is None:
+            return []
+        out = [f"comments={detail.comments}"] if detail.comments else []
+        if detail.line_endings:
+            out.append(f"line_endings={','.join(sorted(detail.line_endings))}")
+        return out
+
+
+def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recording:
+    url = request.url
+    rec = Recording(request=request, detail=SSEDetail())
     rec.wall_start = time.time()
     rec.t_start = time.perf_counter()
     budget = Budget(limits, rec.t_start)
     budget.enter("head", now=rec.t_start)
     counter = WireCounter()
-    end_set = frozenset(end_types)
-
-    req_headers: dict[str, str] = {"Accept": "text/event-stream"}
-    req_headers.update({str(k): str(v) for k, v in (headers or {}).items()})
-    if last_event_id is not None:
-        req_headers["Last-Event-ID"] = last_event_id
-    rec.request_headers = dict(req_headers)
+    end_set = frozenset(request.end_types)
+    req_headers = SSE.request_headers(request)
 
     pool = httpcore.ConnectionPool(
         ssl_context=tls_context() if url.lower().startswith("https:") else None,
@@ -208,19 +263,20 @@ def record_sse(
     try:
         with httpx.Client(transport=_Transport(pool), timeout=timeout, follow_redirects=False, trust_env=False) as client:
             try:
-                request = client.build_request("GET", url, params=rec.params or None, headers=req_headers)
+                http_request = client.build_request(request.method, url, params=list(request.query) or None,
+                                                    headers=req_headers, content=request.body)
             except (ValueError, TypeError) as exc:  # e.g. a header value that is not Latin-1
                 rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
                 return finish(rec, counter)
-            rec.sent_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-            response = client.send(request, stream=True)
+            rec.sent_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in http_request.headers.raw]
+            response = client.send(http_request, stream=True)
             try:
                 got_head = True
                 rec.t_headers = counter.received.t_head or time.perf_counter()
                 rec.status = response.status_code
                 rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
                 if _is_event_stream(response):
-                    _read_events(response, rec, budget, limits, close_after, end_set, on_event)
+                    _read_events(response, rec, budget, limits, request.close_after, end_set, on_event)
                 else:
                     _read_body(response, rec, budget, limits)
             finally:
@@ -295,10 +351,7 @@ def _read_events(
                 parse_error=err,
                 t_perf=t_perf,
                 t_wall=t_wall,
-                sse_id=msg.id,
-                sse_event=msg.event,
-                sse_retry=msg.retry,
-                data_lines=msg.data_lines,
+                detail=SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines),
             )
             rec.events.append(event)
             if rec.t_first_event is None:
@@ -325,5 +378,8 @@ def _read_events(
         take(splitter.flush(), time.perf_counter(), time.time())
         rec.t_end = time.perf_counter()
     finally:
-        rec.comments = assembler.comments
-        rec.line_endings = set(assembler.endings)
+        rec.detail.comments = assembler.comments
+        rec.detail.line_endings = set(assembler.endings)
+
+
+SSE = register(SSETransport())

@@ -11,7 +11,6 @@ runs as is in pytest and under gevent (Locust).
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import time
@@ -28,10 +27,12 @@ from websockets.exceptions import (
 )
 from websockets.sync.client import ClientConnection, connect
 
-from conformance.recording import Limits, RecordedEvent, Recording
+from conformance.recording import Limits, RecordedEvent, Recording, WSDetail, WSFrameDetail
+from conformance.request import ClientMessage, Request
 
-from .common import Budget, parse_json, tls_context
+from .common import Budget, parse_json, shell_line, tls_context
 from .tls import MemoryTLS
+from .transport import OnEvent, Transport, register
 from .wire import WireCounter, finish
 
 _CLOSE_KINDS = {1002: "protocol", 1007: "protocol", 1009: "too_large"}
@@ -94,13 +95,14 @@ class _TLSSocket:
         return getattr(self._csock, name)
 
 
-def ws_url(url: str, params: Mapping[str, str] | None = None) -> str:
+def ws_url(url: str, params: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> str:
     """``url`` with an http(s) scheme turned into ws(s) and ``params`` added to its query."""
     parts = urllib.parse.urlsplit(url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
     query = parts.query
-    if params:
-        extra = urllib.parse.urlencode(list(params.items()), quote_via=urllib.parse.quote)
+    pairs = list(params.items()) if isinstance(params, Mapping) else list(params or ())
+    if pairs:
+        extra = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
         query = f"{query}&{extra}" if query else extra
     return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path or "/", query, ""))
 
@@ -119,33 +121,81 @@ def record_ws(
     end_types: Iterable[str] = (),
     on_event: Callable[[RecordedEvent], None] | None = None,
 ) -> Recording:
-    """Open a WebSocket to ``url`` (http(s):// or ws(s)://) and record every frame.
+    """Open a WebSocket to ``url`` and record every message (a shorthand for
+    ``WS.record(Request.make("ws", url, ...))``): ``cancel_after=N`` sends
+    ``cancel_message`` as JSON after N events, ``origin`` is sent as Origin."""
+    all_headers = dict(headers or {})
+    if origin is not None:
+        all_headers["Origin"] = origin
+    messages = (ClientMessage.json(cancel_message, after_events=cancel_after),) if cancel_after is not None else ()
+    request = Request.make("ws", url, params=params, headers=all_headers, compression=compression,
+                           messages=messages, close_after=close_after, end_types=tuple(end_types))
+    return WS.record(request, limits, on_event)
 
-    Never raises for network or protocol trouble: ``error_kind``/``error`` say what
-    happened. ``cancel_after=N`` sends ``cancel_message`` (as JSON) after N events
-    and reads on until the server closes; ``close_after=N`` closes from the client
-    after N events; after an event whose type is in ``end_types`` the recorder
-    waits at most ``limits.end_grace`` s for the server to close.
-    ``on_event(event)`` is called as each event is recorded, while the socket is
-    still open (before ``close_after``/``cancel_after`` act); what it raises
-    propagates.
-    """
-    rec = Recording(
-        transport="ws",
-        url=url,
-        params={str(k): str(v) for k, v in (params or {}).items()},
-        request_headers={str(k): str(v) for k, v in (headers or {}).items()},
-    )
-    rec.wall_start = time.time()
-    rec.t_start = time.perf_counter()
-    budget = Budget(limits, rec.t_start)
-    counter = WireCounter()
-    end_set = frozenset(end_types)
-    try:
-        _record(rec, budget, counter, limits, origin, compression, cancel_after, cancel_message, close_after, end_set, on_event)
-    finally:
-        finish(rec, counter)
-    return rec
+
+class WSTransport(Transport):
+    """A WebSocket (websockets' sync client over a socket counted here): one
+    JSON event per text message."""
+
+    name = "ws"
+    binding = "ws"
+    label = "WebSocket"
+    schemes = ("http", "https", "ws", "wss")
+
+    def record(self, request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
+        """Open the WebSocket and record every message.
+
+        Never raises for network or protocol trouble: ``error_kind``/``error`` say
+        what happened. Each of ``request.messages`` is sent when it is due and the
+        recorder reads on until the server closes; ``request.close_after=N``
+        closes from the client after N events; after an event whose type is in
+        ``request.end_types`` the recorder waits at most ``limits.end_grace`` s for
+        the server to close. ``on_event(event)`` is called as each event is
+        recorded, while the socket is still open (before the request's messages
+        or ``close_after`` act); what it raises propagates.
+        """
+        rec = Recording(request=request, detail=WSDetail())
+        rec.wall_start = time.time()
+        rec.t_start = time.perf_counter()
+        budget = Budget(limits, rec.t_start)
+        counter = WireCounter()
+        try:
+            _record(rec, budget, counter, limits, on_event)
+        finally:
+            finish(rec, counter)
+        return rec
+
+    def accepted(self, rec: Recording) -> bool:
+        return rec.status == 101
+
+    def incomplete(self, rec: Recording) -> tuple[str, str] | None:
+        problem = super().incomplete(rec)
+        if problem is None and not rec.client_closed and rec.detail.close_code not in (1000, None):
+            return "close", f"close code {rec.detail.close_code}"
+        return problem
+
+    def reproduce(self, request: Request) -> str:
+        parts = ["python", "-m", "conformance.recorders", "ws", ws_url(request.url, request.query)]
+        for name, value in request.headers:
+            parts += ["--header", f"{name}: {value}"]
+        for m in request.messages:
+            parts += ["--send", m.text]
+            parts += ["--on-type", m.on_type] if m.on_type is not None else ["--after", str(m.after_events)]
+        if request.close_after is not None:
+            parts += ["--close-after", str(request.close_after)]
+        if request.compression:
+            parts.append("--compression")
+        return shell_line(parts)
+
+    def summary(self, rec: Recording) -> list[str]:
+        d = rec.detail
+        parts = [f"close={d.close_code}"]
+        if d.close_reason:
+            parts.append(f"reason={d.close_reason!r}")
+        parts.append(f"close_frame={'yes' if d.close_frame_received else 'no'}")
+        if d.extensions:
+            parts.append(f"extensions={','.join(d.extensions)}")
+        return parts
 
 
 def _record(
@@ -153,16 +203,11 @@ def _record(
     budget: Budget,
     counter: WireCounter,
     limits: Limits,
-    origin: str | None,
-    compression: bool,
-    cancel_after: int | None,
-    cancel_message: Any,
-    close_after: int | None,
-    end_types: frozenset[str],
     on_event: Callable[[RecordedEvent], None] | None,
 ) -> None:
+    request = rec.request
     try:
-        target = ws_url(rec.url, rec.params)
+        target = ws_url(request.url, request.query)
         parts = urllib.parse.urlsplit(target)
     except ValueError as exc:
         rec.error_kind, rec.error = "connect", f"bad URL {rec.url!r}: {exc}"
@@ -215,9 +260,8 @@ def _record(
         ws_cm = connect(
             handshake_url,
             sock=csock,
-            origin=origin,  # type: ignore[arg-type]
-            compression="deflate" if compression else None,
-            additional_headers=dict(rec.request_headers) or None,
+            compression="deflate" if request.compression else None,
+            additional_headers=list(request.headers) or None,
             open_timeout=budget.remaining(),
             ping_interval=None,
             close_timeout=max(0.001, min(limits.end_grace, budget.t_total - time.perf_counter())),
@@ -267,10 +311,10 @@ def _record(
         rec.status = response.status_code if response is not None else None
         if response is not None:
             rec.response_headers = list(response.headers.raw_items())
-        rec.ws_extensions = [ext.name for ext in ws.protocol.extensions]
+        rec.detail.extensions = [ext.name for ext in ws.protocol.extensions]
         if ws.request is not None:
             rec.sent_headers = list(ws.request.headers.raw_items())
-        _read_frames(ws, rec, budget, limits, cancel_after, cancel_message, close_after, end_types, on_event)
+        _read_frames(ws, rec, budget, limits, on_event)
         if not rec.client_closed and rec.error_kind in ("timeout", "too_many"):
             # we stop reading: close from our side without waiting long for the reply
             ws.close_timeout = min(0.5, limits.end_grace)
@@ -299,13 +343,13 @@ def _read_frames(
     rec: Recording,
     budget: Budget,
     limits: Limits,
-    cancel_after: int | None,
-    cancel_message: Any,
-    close_after: int | None,
-    end_types: frozenset[str],
     on_event: Callable[[RecordedEvent], None] | None,
 ) -> None:
+    request = rec.request
+    end_types = frozenset(request.end_types)
+    pending = list(request.messages)
     budget.enter("first_event", now=rec.t_headers)
+    _send_due(ws, rec, pending, 0, None)
     while True:
         try:
             message = _recv(ws, budget)
@@ -330,15 +374,16 @@ def _read_frames(
             rec.t_end = t_perf
             return
         if isinstance(message, str):
-            raw, text, frame = message.encode("utf-8"), message, "text"
+            raw, text, frame = message.encode("utf-8"), message, _TEXT
         else:
-            raw, frame = bytes(message), "binary"
+            raw, frame = bytes(message), _BINARY
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 text = None
         data, err = parse_json(text)
-        event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err, t_perf=t_perf, t_wall=t_wall, frame=frame)
+        event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err, t_perf=t_perf,
+                              t_wall=t_wall, detail=frame)
         rec.events.append(event)
         if rec.t_first_event is None:
             rec.t_first_event = t_perf
@@ -346,20 +391,31 @@ def _read_frames(
         if on_event is not None:
             on_event(event)
         n = len(rec.events)
-        if close_after is not None and n >= close_after:
+        if request.close_after is not None and n >= request.close_after:
             rec.client_closed = True
             rec.t_end = time.perf_counter()
             ws.close(1000)
-            rec.close_frame_received = ws.protocol.close_rcvd is not None
+            rec.detail.close_frame_received = ws.protocol.close_rcvd is not None
             return
-        if cancel_after is not None and n == cancel_after and rec.cancel_sent_at is None:
-            try:
-                ws.send(json.dumps(cancel_message))
-                rec.cancel_sent_at = time.perf_counter()
-            except ConnectionClosed:
-                pass  # the next recv reports the close
+        _send_due(ws, rec, pending, n, event.type)
         if event.type in end_types and budget.phase != "grace":
             budget.enter("grace")
+
+
+_TEXT = WSFrameDetail("text")
+_BINARY = WSFrameDetail("binary")
+"""Shared, never mutated: one detail object per kind, not per event."""
+
+
+def _send_due(ws: Any, rec: Recording, pending: list[ClientMessage], n: int, event_type: str | None) -> None:
+    """Send the client messages that are due after ``n`` events (the last of type ``event_type``)."""
+    for message in [m for m in pending if m.due(n, event_type)]:
+        pending.remove(message)
+        try:
+            ws.send(message.text)
+            rec.detail.messages_sent_at.append(time.perf_counter())
+        except ConnectionClosed:
+            pass  # the next recv reports the close
 
 
 class _KeepEventsConnection(ClientConnection):
@@ -405,16 +461,20 @@ def _recv(ws: Any, budget: Budget) -> str | bytes:
 
 def _closed(rec: Recording, exc: ConnectionClosed) -> None:
     """Record how the connection ended; an error kind only when it was not a clean close."""
+    detail = rec.detail
     if exc.rcvd is not None:
-        rec.close_frame_received = True
-        rec.close_code = exc.rcvd.code
-        rec.close_reason = exc.rcvd.reason
+        detail.close_frame_received = True
+        detail.close_code = exc.rcvd.code
+        detail.close_reason = exc.rcvd.reason
         return
-    rec.close_frame_received = False
+    detail.close_frame_received = False
     if exc.sent is not None and exc.sent.code in _CLOSE_KINDS:
         # websockets failed the connection because of what the server sent
         rec.error_kind = _CLOSE_KINDS[exc.sent.code]
         rec.error = f"the client closed with {exc.sent.code} ({exc.sent.reason or 'no reason'}) after bad input from the server"
         return
-    rec.close_code = 1006
+    detail.close_code = 1006
     rec.error_kind, rec.error = "closed", "the connection dropped without a close frame (1006)"
+
+
+WS = register(WSTransport())

@@ -1,0 +1,146 @@
+"""A request as a value: everything a transport needs to open one stream.
+
+The suite, the load scenarios and the replay command build a :class:`Request`
+and hand it to a transport (``conformance.wire``); the recording keeps it. Since
+the request is data and not a closure, the reproduction line of any finding is
+derived from it, the JSON report can carry it, and
+``python -m conformance.recorders replay FILE.json`` can send it again. Frozen and
+hashable: the session caches recordings by request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+def _pairs(items: Mapping[str, Any] | Pairs | None) -> Pairs:
+    if not items:
+        return ()
+    if isinstance(items, Mapping):
+        return tuple((str(k), str(v)) for k, v in items.items())
+    return tuple((str(k), str(v)) for k, v in items)
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    """A message the client sends during the stream (WebSocket): ``text`` is sent
+    after ``after_events`` events arrived, or when an event of type ``on_type``
+    arrives, whichever is given (``after_events=0``: right after the handshake)."""
+
+    text: str
+    after_events: int | None = None
+    on_type: str | None = None
+
+    @classmethod
+    def json(cls, value: Any, *, after_events: int | None = None, on_type: str | None = None) -> "ClientMessage":
+        return cls(json.dumps(value, ensure_ascii=False), after_events, on_type)
+
+    def due(self, events_so_far: int, event_type: str | None) -> bool:
+        """Whether this message is to be sent now, after ``events_so_far`` events
+        of which the last had ``event_type``."""
+        if self.on_type is not None:
+            return event_type == self.on_type
+        return self.after_events is not None and events_so_far == self.after_events
+
+    def describe(self) -> str:
+        when = f"on {self.on_type!r}" if self.on_type is not None else f"after {self.after_events} events"
+        return f"{self.text} {when}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One stream request. ``url`` has no query; ``query`` is sent as given."""
+
+    transport: str
+    url: str
+    method: str = "GET"
+    query: Pairs = ()
+    headers: Pairs = ()
+    body: bytes | None = None
+    messages: tuple[ClientMessage, ...] = ()
+    close_after: int | None = None
+    """The client leaves after this many events."""
+    compression: bool = False
+    """Offer permessage-deflate (WebSocket)."""
+    last_event_id: str | None = None
+    """Sent as Last-Event-ID (SSE), as a browser's EventSource does on reconnect."""
+    end_types: tuple[str, ...] = field(default=(), compare=True)
+    """After an event of one of these types the server must end the stream (the
+    recorder waits ``Limits.end_grace`` for it): the profile's last type."""
+
+    @classmethod
+    def make(cls, transport: str, url: str, *, params: Mapping[str, Any] | Pairs | None = None,
+             headers: Mapping[str, Any] | Pairs | None = None, **kwargs: Any) -> "Request":
+        """A request from plain mappings (the usual way to build one)."""
+        return cls(transport, url, query=_pairs(params), headers=_pairs(headers), **kwargs)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.query)
+
+    @property
+    def header_map(self) -> dict[str, str]:
+        return dict(self.headers)
+
+    def with_params(self, **changes: str | None) -> "Request":
+        """The same request with query parameters set (None removes one)."""
+        params = self.params
+        for key, value in changes.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
+        return replace(self, query=_pairs(params))
+
+    def but(self, **changes: Any) -> "Request":
+        return replace(self, **changes)
+
+    def describe(self, limit: int = 2) -> str:
+        """The query in a few words, to tell requests of one rule apart."""
+        parts = []
+        for key, value in self.query[:limit]:
+            text = value if len(value) <= 30 else value[:27] + "..."
+            parts.append(f"{key}={text!r}")
+        return " ".join(parts)
+
+    # -- JSON, for the report and the replay command --
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"transport": self.transport, "url": self.url, "method": self.method,
+                               "query": [list(p) for p in self.query], "headers": [list(p) for p in self.headers]}
+        if self.body is not None:
+            out["body"] = self.body.decode("utf-8", "surrogateescape")
+        if self.messages:
+            out["messages"] = [{"text": m.text, "after_events": m.after_events, "on_type": m.on_type}
+                               for m in self.messages]
+        for key in ("close_after", "last_event_id"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.compression:
+            out["compression"] = True
+        if self.end_types:
+            out["end_types"] = list(self.end_types)
+        return out
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "Request":
+        """The request a report wrote; ValueError names what is wrong."""
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("transport"), str) or not isinstance(doc.get("url"), str):
+            raise ValueError("a request needs a string 'transport' and 'url'")
+        try:
+            body = doc.get("body")
+            return cls(
+                transport=doc["transport"], url=doc["url"], method=str(doc.get("method", "GET")),
+                query=_pairs([tuple(p) for p in doc.get("query", [])]),
+                headers=_pairs([tuple(p) for p in doc.get("headers", [])]),
+                body=body.encode("utf-8", "surrogateescape") if isinstance(body, str) else None,
+                messages=tuple(ClientMessage(str(m["text"]), m.get("after_events"), m.get("on_type"))
+                               for m in doc.get("messages", [])),
+                close_after=doc.get("close_after"), compression=bool(doc.get("compression", False)),
+                last_event_id=doc.get("last_event_id"), end_types=tuple(doc.get("end_types", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a request: {type(exc).__name__}: {exc}") from None

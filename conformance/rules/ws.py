@@ -1,0 +1,146 @@
+"""The WebSocket binding [PROTOCOL 5]: messages, the closing handshake, cancel,
+permessage-deflate, and client messages that must be ignored. Each rule
+applies to every transport of the profile that follows the ``ws`` binding."""
+
+from __future__ import annotations
+
+from conformance.validate import finding
+
+from .common import stream_problems
+from .registry import NotJudged, Precondition, rule, stream_rule
+
+
+def handshake_ok(rec) -> bool:
+    return rec.status == 101 and rec.error_kind != "connect"
+
+
+OPENED = Precondition("handshake", lambda rec, ctx: handshake_ok(rec),
+                      "no completed {what} handshake to judge (see WS-HANDSHAKE)")
+HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events), "no {what} messages to judge (see WS-HANDSHAKE)")
+
+
+@stream_rule("WS-HANDSHAKE", "MUST", "5", binding="ws")
+def ws_handshake(rec, ctx):
+    """an accepted WebSocket request completes the handshake"""
+    if handshake_ok(rec):
+        return []
+    return [finding("WS-HANDSHAKE", f"handshake status {rec.status}" + (f": {rec.error}" if rec.error else ""))]
+
+
+@stream_rule("WS-TEXT-FRAMES", "MUST", "5", binding="ws", requires=[OPENED, HAS_EVENTS])
+def ws_text_frames(rec, ctx):
+    """every event is a text frame; no binary frames"""
+    return [finding("WS-TEXT-FRAMES", f"binary frame of {len(e.raw)} bytes", e.index)
+            for e in rec.events if e.detail.kind == "binary"]
+
+
+@stream_rule("WS-JSON-FRAME", "MUST", "5", binding="ws", requires=[OPENED, HAS_EVENTS])
+def ws_json_frame(rec, ctx):
+    """each text frame holds exactly one JSON object"""
+    out = []
+    for e in rec.events:
+        if e.detail.kind != "text":
+            continue
+        if e.parse_error:
+            out.append(finding("WS-JSON-FRAME", f"frame is not one JSON value: {e.parse_error}", e.index))
+        elif not isinstance(e.data, dict):
+            out.append(finding("WS-JSON-FRAME", f"frame holds JSON {type(e.data).__name__}, not an object", e.index))
+    return out
+
+
+@stream_rule("WS-CLOSE-1000", "MUST", "5", binding="ws", requires=[OPENED])
+def ws_close_1000(rec, ctx):
+    """after stream_end the server closes with code 1000"""
+    expected = ctx.section.close_normal
+    d = rec.detail
+    if d.close_code == expected:
+        return []
+    return [finding("WS-CLOSE-1000", f"closed with {d.close_code} {d.close_reason or ''}".strip()
+                    + (f" ({rec.error})" if rec.error else ""))]
+
+
+@stream_rule("WS-CLOSE-FRAME", "MUST", "5", binding="ws", requires=[OPENED])
+def ws_close_frame(rec, ctx):
+    """the server closes with a real close frame, never a dropped connection"""
+    d = rec.detail
+    if not d.close_frame_received:
+        return [finding("WS-CLOSE-FRAME", f"no close frame: the connection dropped "
+                                          f"({rec.error or 'close code ' + str(d.close_code)})")]
+    if d.close_code in set(ctx.section.forbidden_close):
+        return [finding("WS-CLOSE-FRAME", f"closed with {d.close_code}")]
+    return []
+
+
+def _has_cancel(ctx):
+    return None if ctx.section.cancel else "the profile defines no cancel message"
+
+
+def _answers(event, expect) -> bool:
+    return isinstance(event.data, dict) and all(event.data.get(k) == v for k, v in expect.items())
+
+
+@rule("WS-CANCEL", "MUST", "5", binding="ws", needs=["cancel", "cancel_late"], skip_unless=_has_cancel)
+def ws_cancel(ctx):
+    """after a cancel: error with code cancelled, stream_end, close 1000"""
+    spec = ctx.section.cancel
+    normal = ctx.section.close_normal
+    last = ctx.profile.order.last
+    terminal = set(ctx.profile.order.terminal)
+    rec = ctx.get("cancel")[0]
+    items = stream_problems("WS-CANCEL", rec, ctx, "after cancel")
+    matches = [e for e in rec.events if _answers(e, spec.expect)]
+    ended_by = next((e for e in rec.events if e.type in terminal), None)
+    sent = rec.detail.messages_sent_at
+    if not matches:
+        late = ended_by is not None and sent and ended_by.t_perf - sent[0] < 0.05
+        if late and not items:
+            raise NotJudged(f"the stream reached {ended_by.type!r} before the cancel could take effect")
+        seen = ended_by.data if ended_by is not None else "no terminal event"
+        items.append((finding("WS-CANCEL", f"no {spec.expect} after the cancel; the stream ended with {seen}",
+                              ended_by.index if ended_by else None), rec))
+    elif rec.events[-1].type != last or rec.events.index(matches[0]) != len(rec.events) - 2:
+        items.append((finding("WS-CANCEL", f"{spec.expect} must be followed directly by {last!r}", matches[0].index), rec))
+    if rec.detail.close_code != normal:
+        items.append((finding("WS-CANCEL", f"closed with {rec.detail.close_code} after the cancel, expected {normal}"), rec))
+    if items:
+        return items
+    # a cancel sent when the terminal event arrives changes nothing: the stream still
+    # ends with its one terminal event and stream_end, and closes normally
+    for late in ctx.get("cancel_late"):
+        ended = next((e.type for e in late.events if e.type in terminal), "the terminal event")
+        label = f"cancel sent on {ended!r}"
+        items += stream_problems("WS-CANCEL", late, ctx, label)
+        if any(_answers(e, spec.expect) for e in late.events):
+            items.append((finding("WS-CANCEL", f"a {label} still produced {spec.expect}"), late))
+        if late.detail.close_code != normal:
+            items.append((finding("WS-CANCEL", f"closed with {late.detail.close_code} after a late cancel, "
+                                               f"expected {normal}"), late))
+    return items
+
+
+@rule("WS-DEFLATE", "MUST", "5", binding="ws", needs=["deflate", "baseline", "repeat"])
+def ws_deflate(ctx):
+    """with permessage-deflate negotiated the stream is otherwise the same"""
+    rec = ctx.get("deflate")[0]
+    if handshake_ok(rec) and not any("permessage-deflate" in x for x in rec.detail.extensions):
+        raise NotJudged("the server did not negotiate permessage-deflate (optional)")
+    items = stream_problems("WS-DEFLATE", rec, ctx, "with permessage-deflate")
+    if not items:
+        mode, divergence = ctx.divergence(ctx.get("baseline")[0], rec)
+        if divergence is not None:
+            items.append((finding("WS-DEFLATE", f"differs from the uncompressed stream ({mode}): {divergence.describe()}",
+                                  divergence.index), rec))
+    return items
+
+
+@rule("WS-IGNORE-CLIENT-MESSAGES", "MUST", "5", binding="ws", needs=["client_hello", "baseline", "repeat"])
+def ws_ignores_other_messages(ctx):
+    """client messages other than cancel are ignored"""
+    rec = ctx.get("client_hello")[0]
+    items = stream_problems("WS-IGNORE-CLIENT-MESSAGES", rec, ctx, "after an unknown client message")
+    if not items:
+        mode, divergence = ctx.divergence(ctx.get("baseline")[0], rec)
+        if divergence is not None:
+            items.append((finding("WS-IGNORE-CLIENT-MESSAGES", f"the stream changed ({mode}): {divergence.describe()}",
+                                  divergence.index), rec))
+    return items
