@@ -31,7 +31,7 @@ class SuiteRun:
 
     def entries(self, rule_id: str, transport: str | None = None) -> list[dict[str, Any]]:
         return [r for r in (self.report or {}).get("rules", [])
-                if r["id"] == rule_id and (transport is None or r["transport"] in (transport, "both"))]
+                if r["id"] == rule_id and (transport is None or covers(r["transport"], transport))]
 
     def verdicts(self, rule_id: str, transport: str | None = None) -> list[str]:
         return [r["verdict"] for r in self.entries(rule_id, transport)]
@@ -65,6 +65,12 @@ class SuiteRun:
         lines.append(self.stdout[-1500:])
         lines.append(self.stderr[-1000:])
         return "\n".join(lines)[:limit]
+
+
+def covers(label: str, transport: str) -> bool:
+    """Whether a report entry's transport label (``sse``, ``sse-ws`` for a parity
+    pair, ``all`` for the run) covers ``transport``."""
+    return label in (transport, "all") or transport in label.split("-")
 
 
 def run_suite(base_url: str, report: Path, *, select: str | None = None, params: tuple[str, ...] = (),
