@@ -127,6 +127,7 @@ class SuiteDirectory(pytest.Directory):
         from .wire import TRANSPORTS
 
         profile = state.profile()
+        state.start_server()  # in the background, while the items are made and selected
         planner = state.planner(profile)
         missing = [name for name in profile.transports if name not in TRANSPORTS]
         for rule in RULES.values():
@@ -194,6 +195,8 @@ class SuiteState:
         self._profile: Any = None
         self._session: Any = None
         self._server: Any = None
+        self._starting: Any = None
+        self._start_error: BaseException | None = None
         self.selected: list[RuleItem] = []
 
     def profile(self) -> Any:
@@ -247,14 +250,10 @@ class SuiteState:
         profile = self.profile()
         base = base_url(self.config)
         if base is None:
-            try:
-                from reference_server.embedded import EmbeddedServer
-            except ImportError as exc:
-                raise pytest.UsageError(
-                    f"no --base-url given and the embedded reference server cannot start ({exc}); "
-                    "install agentstream[server] or give --base-url") from None
-            self._server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
-            self._server.start()
+            self.start_server()
+            self._starting.join()
+            if self._start_error is not None:
+                raise self._start_error
             base = self._server.base_url
         settings = self.settings(base, profile)
         if settings.metrics_url is None and profile.disconnect.gauge:
@@ -272,7 +271,33 @@ class SuiteState:
         self._session = session
         return session
 
+    def start_server(self) -> None:
+        """Start the embedded reference server in a thread, when no base URL is given."""
+        if base_url(self.config) is not None or self._starting is not None:
+            return
+        import threading
+
+        def start() -> None:
+            try:
+                from reference_server.embedded import EmbeddedServer
+            except ImportError as exc:
+                self._start_error = pytest.UsageError(
+                    f"no --base-url given and the embedded reference server cannot start ({exc}); "
+                    "install agentstream[server] or give --base-url")
+                return
+            server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
+            self._server = server
+            try:
+                server.start()
+            except Exception as exc:  # noqa: BLE001 - reported to the user as a usage error
+                self._start_error = pytest.UsageError(f"the embedded reference server did not start: {exc}")
+
+        self._starting = threading.Thread(target=start, name="agentstream-embedded-server", daemon=True)
+        self._starting.start()
+
     def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
         if self._server is not None:
             self._server.stop()
             self._server = None

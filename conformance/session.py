@@ -91,8 +91,17 @@ class Session:
                             end_types=self.profile.end_types, **kwargs)
 
     def record(self, request: Request, on_event: Any = None) -> Recording:
-        """Record one request now (no cache)."""
-        return get_transport(request.transport).record(request, self.settings.limits, on_event)
+        """Record one request now (no cache). A transport must never raise for what a
+        backend does; one that does (a bug in a plug-in) gives a recording that says
+        so, and only the rules that read it see it."""
+        transport = get_transport(request.transport)
+        try:
+            return transport.record(request, self.settings.limits, on_event)
+        except Exception as exc:  # noqa: BLE001 - contained to this recording, and named
+            rec = Recording(request=request)
+            rec.error_kind = "protocol"
+            rec.error = f"the {transport.name} transport raised {type(exc).__name__}: {exc} (a bug in the transport)"
+            return rec
 
     def record_all(self, requests: list[Request]) -> list[Recording]:
         """Record several requests at once."""

@@ -97,11 +97,13 @@ class Budget:
 
 
 def query_url(url: str, query: Iterable[tuple[str, str]]) -> str:
-    """``url`` with ``query`` appended (as httpx sends it: form encoding)."""
+    """``url`` with ``query`` appended (as httpx sends it: form encoding). A lone
+    surrogate (a drawn value no client can send) is percent-encoded as its UTF-8
+    bytes, so that a reproduction line can still be printed."""
     pairs = list(query)
     if not pairs:
         return url
-    return url + ("&" if "?" in url else "?") + urlencode(pairs)
+    return url + ("&" if "?" in url else "?") + urlencode(pairs, errors="surrogatepass")
 
 
 def shell_line(parts: Iterable[str]) -> str:

@@ -102,7 +102,7 @@ def ws_url(url: str, params: Mapping[str, str] | Iterable[tuple[str, str]] | Non
     query = parts.query
     pairs = list(params.items()) if isinstance(params, Mapping) else list(params or ())
     if pairs:
-        extra = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
+        extra = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote, errors="surrogatepass")
         query = f"{query}&{extra}" if query else extra
     return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path or "/", query, ""))
 

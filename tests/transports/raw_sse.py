@@ -62,7 +62,12 @@ class RawSSE(Transport):
         budget = Budget(limits, rec.t_start)
         budget.enter("head", now=rec.t_start)
         counter = WireCounter()
-        parts = urllib.parse.urlsplit(query_url(request.url, request.query))
+        try:
+            parts = urllib.parse.urlsplit(query_url(request.url, request.query))
+            request_head = self._head(parts, request)
+        except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate in a drawn value
+            rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
+            return finish(rec, counter)
         try:
             sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=limits.connect)
         except OSError as exc:
@@ -70,7 +75,7 @@ class RawSSE(Transport):
             return finish(rec, counter)
         counter.connected()
         try:
-            self._exchange(sock, rec, parts, request, limits, budget, counter, on_event)
+            self._exchange(sock, rec, request_head, request, limits, budget, counter, on_event)
         except TimeoutError:
             rec.error_kind, rec.error = "timeout", budget.describe_timeout()
         except TooLarge as exc:
@@ -81,15 +86,17 @@ class RawSSE(Transport):
             sock.close()
         return finish(rec, counter)
 
-    def _exchange(self, sock, rec, parts, request, limits, budget, counter, on_event) -> None:
+    @staticmethod
+    def _head(parts, request: Request) -> tuple[bytes, list[tuple[str, str]]]:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = SSE.request_headers(request)
-        head = f"{request.method} {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n" + \
-            "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        data = head.encode("latin-1")
+        headers = [("Host", parts.netloc), *SSE.request_headers(request).items()]
+        head = f"{request.method} {target} HTTP/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        return head.encode("latin-1"), headers
+
+    def _exchange(self, sock, rec, request_head, request, limits, budget, counter, on_event) -> None:
+        data, rec.sent_headers = request_head
         sock.sendall(data)
         counter.on_sent(data)
-        rec.sent_headers = [("Host", parts.netloc), *headers.items()]
         buf = b""
         while (end := head_end(buf)) is None:
             buf += self._recv(sock, budget, counter)
