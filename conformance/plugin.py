@@ -63,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--metrics-url", default=None,
                     help="Prometheus endpoint with the open-streams gauge (default <base-url>/metrics if it has it)")
     group.addoption("--conformance-report", default=None, metavar="PATH", help="write the JSON conformance report here")
+    group.addoption("--draw-seed", type=int, default=0, metavar="N",
+                    help="seed of the drawn inputs (INPUT-NEVER-5XX, PROPERTY-QUESTIONS); default 0, so that the "
+                         "same backend gets the same verdict in every run")
     group.addoption("--embedded-pace-ms", type=float, default=None,
                     help="pace of the embedded reference server between chunk events (default: its own, 30 ms)")
 
@@ -225,7 +228,7 @@ class SuiteState:
             params=_key_value(opt("param"), "=", "--param"), headers=_key_value(opt("header"), ":", "--header"),
             limits=Limits(connect=min(timeout, 5.0), first_event=timeout, idle=timeout, total=max(60.0, 6 * timeout),
                           end_grace=min(2.0, timeout)),
-            parity=opt("parity"), metrics_url=opt("metrics_url"),
+            parity=opt("parity"), metrics_url=opt("metrics_url"), seed=opt("draw_seed"),
         )
 
     def planner(self, profile: Any) -> Any:
@@ -356,7 +359,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("agentstream", "pytest", "httpx", "httpx-sse", "websockets", "hypothesis", "jsonschema"):
+    for dist in ("agentstream", "pytest", "httpx", "httpx-sse", "websockets", "jsonschema"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -364,7 +367,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def build_report(entries: list[dict[str, Any]], backend: str | None, profile: Any, started: float) -> dict[str, Any]:
+def build_report(entries: list[dict[str, Any]], backend: str | None, profile: Any, started: float,
+                 draw_seed: int = 0) -> dict[str, Any]:
     """The report document (pure: everything comes in as arguments)."""
     from .contracts import Format
 
@@ -375,6 +379,7 @@ def build_report(entries: list[dict[str, Any]], backend: str | None, profile: An
         "format": Format.CONFORMANCE.value,
         "backend": backend,
         "profile": {"name": profile.name, "path": str(profile.path) if profile.path else None},
+        "draw_seed": draw_seed,
         "versions": _versions(),
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 3),
@@ -391,7 +396,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash[STATE_KEY]
     if not state.selected and not state.entries:
         return
-    doc = build_report(state.entries, state.backend, state.profile(), state.started)
+    doc = build_report(state.entries, state.backend, state.profile(), state.started, config.getoption("draw_seed"))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -407,7 +412,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_sep("-", "agent-stream conformance")
     if state.backend is not None:
         terminalreporter.write_line(f"backend {state.backend}, profile {state.profile().name}, "
-                                    f"parity {config.getoption('parity')}")
+                                    f"parity {config.getoption('parity')}, draw seed {config.getoption('draw_seed')}")
     terminalreporter.write_line(f"rules: {line}")
     path = config.getoption("conformance_report", None)
     if path:

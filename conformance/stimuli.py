@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import draw
 from .request import ClientMessage, Request
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ CANCEL_AFTER = 2
 """The mid-stream cancel is sent after this many events."""
 LEAVE_AFTER = 2
 """The disconnect probe leaves its stream after this many events."""
-DRAWN_BATCH = 4
-DRAWN_EXAMPLES = 2
+DRAWN_VALUES = 8
+"""Drawn parameter values per transport (INPUT-NEVER-5XX)."""
+DRAWN_QUESTIONS = 6
+"""Drawn questions, the same on every transport (PROPERTY-QUESTIONS)."""
 
 
 @dataclass(frozen=True)
@@ -151,66 +154,18 @@ def concurrent(s: "Session", t: str) -> list[Request]:
     return [s.request(t, question=q) for _ in range(COPIES) for q in s.profile.sample_questions]
 
 
-def drawn_values(seed: int) -> list[tuple[int, str]]:
-    """Values for request parameters drawn by Hypothesis from ``seed``: (parameter
-    slot, value) pairs; the slot picks a parameter of the profile."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import strategies as st
-
-    values = st.one_of(
-        st.text(max_size=50),
-        st.text(st.characters(codec="utf-8"), min_size=1, max_size=300),
-        st.text(st.characters(max_codepoint=0x1F), max_size=20),
-        st.text(alphabet="x", min_size=1990, max_size=2010),
-        st.sampled_from(["%", "%00", "\x00", "\u2028", "\ufeff", "../../etc/passwd", "' OR 1=1 --", "{}", "null"]),
-    )
-    out: list[tuple[int, str]] = []
-
-    @hypothesis_seed(seed)
-    @settings(max_examples=DRAWN_EXAMPLES, deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
-              suppress_health_check=list(HealthCheck))
-    @given(batch=st.lists(st.tuples(st.integers(0, 99), values), min_size=DRAWN_BATCH, max_size=DRAWN_BATCH))
-    def draw(batch: list[tuple[int, str]]) -> None:
-        out.extend(batch)
-
-    draw()
-    return out
-
-
 @stimulus("drawn_params")
 def drawn_params(s: "Session", t: str) -> list[Request]:
     """Drawn values (unicode, control characters, long strings) in each request parameter."""
     names = list(s.profile.request.params) or [s.profile.question_param]
     base = s.request(t, question=s.profile.sample_questions[0])
-    return [base.with_params(**{names[slot % len(names)]: value}) for slot, value in drawn_values(s.seed)]
-
-
-def drawn_question_texts(seed: int) -> list[str]:
-    """Questions drawn by Hypothesis from ``seed`` (letters, digits, punctuation, symbols)."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import strategies as st
-
-    questions = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "Zs", "S")), min_size=1,
-                        max_size=200).filter(lambda q: q.strip())
-    out: list[str] = []
-
-    @hypothesis_seed(seed)
-    @settings(max_examples=DRAWN_EXAMPLES, deadline=None, database=None, phases=(Phase.explicit, Phase.generate),
-              suppress_health_check=list(HealthCheck))
-    @given(batch=st.lists(questions, min_size=3, max_size=3))
-    def draw(batch: list[str]) -> None:
-        out.extend(batch)
-
-    draw()
-    return out
+    return [base.with_params(**{names[slot % len(names)]: value}) for slot, value in draw.drawn_values(s.seed, DRAWN_VALUES)]
 
 
 @stimulus("drawn_questions")
 def drawn_questions(s: "Session", t: str) -> list[Request]:
     """Drawn questions, the same ones on every transport (for parity)."""
-    return [s.request(t, question=q) for q in drawn_question_texts(s.seed)]
+    return [s.request(t, question=q) for q in draw.drawn_questions(s.seed, DRAWN_QUESTIONS)]
 
 
 @dataclass

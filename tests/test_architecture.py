@@ -251,3 +251,14 @@ def test_it_shares_base_url_with_pytest_base_url_and_playwright(tmp_path: Path, 
     (tmp_path / "pytest.ini").write_text(f"[pytest]\nbase_url = {reference_url}\n", encoding="utf-8")
     from_ini = _pytest(["--pyargs", "conformance", "-k", "ORDER-SEQ", "--conformance-report", str(report)], tmp_path)
     assert from_ini.returncode == 0 and json.loads(report.read_text())["backend"] == reference_url, from_ini.stdout
+
+
+def test_drawn_inputs_are_a_function_of_the_seed() -> None:
+    from conformance import draw
+
+    assert draw.drawn_values(0) == draw.drawn_values(0) and draw.drawn_questions(7) == draw.drawn_questions(7)
+    assert draw.drawn_values(0) != draw.drawn_values(1) and draw.drawn_questions(0) != draw.drawn_questions(1)
+    assert all(q.strip() and 1 <= len(q) <= 200 for q in draw.drawn_questions(3, 50))
+    code = "import sys; from conformance import draw, stimuli, session; print('hypothesis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
