@@ -21,3 +21,15 @@ def stream_problems(rule_id: str, recording, ctx, label: str = "") -> list:
     if recording.error_kind and not out:
         out.append((finding(rule_id, f"{prefix}{recording.error}"), recording))
     return out
+
+
+def valid_and_unchanged(rule_id: str, recording, reference, ctx, label: str, differs: str) -> list:
+    """``stream_problems``, or else a finding when the stream diverges from
+    ``reference`` (the same request without the change under test) in the
+    session's parity mode; ``differs`` says how, e.g. 'the stream changed'."""
+    items = stream_problems(rule_id, recording, ctx, label)
+    if not items:
+        mode, divergence = ctx.divergence(reference, recording)
+        if divergence is not None:
+            items.append((finding(rule_id, f"{differs} ({mode}): {divergence.describe()}", divergence.index), recording))
+    return items

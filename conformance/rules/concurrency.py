@@ -3,9 +3,7 @@ another (each equals its own question's stream recorded on its own request)."""
 
 from __future__ import annotations
 
-from conformance.validate import finding
-
-from .common import stream_problems
+from .common import stream_problems, valid_and_unchanged
 from .registry import rule
 
 
@@ -17,11 +15,10 @@ def concurrent_streams(ctx):
     items = []
     for rec in ctx.get("concurrent"):
         question = rec.request.params.get(qp)
-        problems = stream_problems("CONCURRENCY-ISOLATED", rec, ctx, f"concurrent stream of {question!r}")
-        items += problems
-        if not problems and question in alone:
-            mode, divergence = ctx.divergence(alone[question], rec)
-            if divergence is not None:
-                items.append((finding("CONCURRENCY-ISOLATED", f"concurrent stream of {question!r} differs from the same "
-                                      f"question recorded alone ({mode}): {divergence.describe()}", divergence.index), rec))
+        label = f"concurrent stream of {question!r}"
+        if question in alone:
+            items += valid_and_unchanged("CONCURRENCY-ISOLATED", rec, alone[question], ctx, label,
+                                         f"{label} differs from the same question recorded alone")
+        else:
+            items += stream_problems("CONCURRENCY-ISOLATED", rec, ctx, label)
     return items

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from conformance.validate import finding
 
-from .common import stream_problems
+from .common import stream_problems, valid_and_unchanged
 from .registry import NotJudged, Precondition, rule, stream_rule
 
 
@@ -124,23 +124,12 @@ def ws_deflate(ctx):
     rec = ctx.get("deflate")[0]
     if handshake_ok(rec) and not any("permessage-deflate" in x for x in rec.detail.extensions):
         raise NotJudged("the server did not negotiate permessage-deflate (optional)")
-    items = stream_problems("WS-DEFLATE", rec, ctx, "with permessage-deflate")
-    if not items:
-        mode, divergence = ctx.divergence(ctx.get("baseline")[0], rec)
-        if divergence is not None:
-            items.append((finding("WS-DEFLATE", f"differs from the uncompressed stream ({mode}): {divergence.describe()}",
-                                  divergence.index), rec))
-    return items
+    return valid_and_unchanged("WS-DEFLATE", rec, ctx.get("baseline")[0], ctx, "with permessage-deflate",
+                               "differs from the uncompressed stream")
 
 
 @rule("WS-IGNORE-CLIENT-MESSAGES", "MUST", "5", binding="ws", needs=["client_hello", "baseline", "repeat"])
 def ws_ignores_other_messages(ctx):
     """client messages other than cancel are ignored"""
-    rec = ctx.get("client_hello")[0]
-    items = stream_problems("WS-IGNORE-CLIENT-MESSAGES", rec, ctx, "after an unknown client message")
-    if not items:
-        mode, divergence = ctx.divergence(ctx.get("baseline")[0], rec)
-        if divergence is not None:
-            items.append((finding("WS-IGNORE-CLIENT-MESSAGES", f"the stream changed ({mode}): {divergence.describe()}",
-                                  divergence.index), rec))
-    return items
+    return valid_and_unchanged("WS-IGNORE-CLIENT-MESSAGES", ctx.get("client_hello")[0], ctx.get("baseline")[0], ctx,
+                               "after an unknown client message", "the stream changed")
