@@ -249,6 +249,7 @@ class SuiteState:
         from .rules import get
         from .session import Session, needs
         from .wire import metrics
+        from .wire.transport import unreachable
 
         profile = self.profile()
         base = base_url(self.config)
@@ -259,6 +260,10 @@ class SuiteState:
                 raise self._start_error
             base = self._server.base_url
         settings = self.settings(base, profile)
+        why = unreachable(settings.base_url, settings.limits.connect)
+        if why is not None:
+            raise pytest.UsageError(f"the backend at {settings.base_url} does not answer ({why}); "
+                                    "is it running, and is --base-url right?")
         if settings.metrics_url is None and profile.disconnect.gauge:
             candidate = settings.base_url + "/metrics"
             if metrics.read_gauge(candidate, profile.disconnect.gauge, headers=settings.headers) is not None:
@@ -298,6 +303,12 @@ class SuiteState:
         self._starting = threading.Thread(target=start, name="agentstream-embedded-server", daemon=True)
         self._starting.start()
 
+    def causes(self) -> tuple[int, int]:
+        """(findings, unique causes) over every rule that ran."""
+        from .verdict import count_causes
+
+        return count_causes([f for item in self.selected if item.outcome is not None for f, _ in item.outcome.findings])
+
     def close(self) -> None:
         if self._starting is not None:
             self._starting.join()
@@ -309,6 +320,15 @@ class SuiteState:
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[STATE_KEY]
     state.selected = [item for item in session.items if isinstance(item, RuleItem)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before the first rule runs: check the backend answers (a usage error if not)
+    and record everything the selected rules need."""
+    state = session.config.stash[STATE_KEY]
+    if state.selected and not session.config.option.collectonly and any(not i.unavailable for i in state.selected):
+        state.session()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -397,6 +417,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not state.selected and not state.entries:
         return
     doc = build_report(state.entries, state.backend, state.profile(), state.started, config.getoption("draw_seed"))
+    doc["totals"]["findings"], doc["totals"]["unique_causes"] = state.causes()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -409,11 +430,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for entry in state.entries:
         counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
     line = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    findings, causes = state.causes()
     terminalreporter.write_sep("-", "agent-stream conformance")
     if state.backend is not None:
         terminalreporter.write_line(f"backend {state.backend}, profile {state.profile().name}, "
                                     f"parity {config.getoption('parity')}, draw seed {config.getoption('draw_seed')}")
     terminalreporter.write_line(f"rules: {line}")
+    if findings:
+        terminalreporter.write_line(f"findings: {findings}, {causes} unique cause{'s' if causes != 1 else ''} "
+                                    "(a cause: one rule, one message shape, one place)")
     path = config.getoption("conformance_report", None)
     if path:
         terminalreporter.write_line(f"report written to {path}")

@@ -140,12 +140,16 @@ class Session:
             return value
 
     def prefetch(self, needs: Iterable[tuple[str, str]]) -> None:
-        """Record every (stimulus, transport) of ``needs`` that is not cached yet:
-        first all independent stimuli in one concurrent batch, then those that
-        depend on them, then the active ones, one at a time."""
+        """Record every (stimulus, transport) of ``needs`` that is not cached yet: the
+        baseline first (its streams at once, nothing else running: the streams other
+        rules compare with, 'recorded alone'), then all other independent stimuli
+        in one concurrent batch, then those that depend on them, then the active
+        ones, one at a time."""
         needs = [n for n in dict.fromkeys(needs) if n not in self._cache]
-        waves = [[n for n in needs if not _stimuli.STIMULI[n[0]].depends and not _stimuli.STIMULI[n[0]].active],
-                 [n for n in needs if _stimuli.STIMULI[n[0]].depends and not _stimuli.STIMULI[n[0]].active]]
+        plain = [n for n in needs if not _stimuli.STIMULI[n[0]].active]
+        waves = [[n for n in plain if n[0] == "baseline"],
+                 [n for n in plain if n[0] != "baseline" and not _stimuli.STIMULI[n[0]].depends],
+                 [n for n in plain if n[0] != "baseline" and _stimuli.STIMULI[n[0]].depends]]
         for wave in waves:
             jobs = [(key, self._requests(*key)) for key in wave if self._applies(*key)]
             flat = [r for _, requests in jobs for r in requests]
@@ -233,6 +237,8 @@ class Context:
     pair: tuple[str, str] | None = None
     cache: dict[int, tuple[Recording, list[Finding]]] = field(default_factory=dict, repr=False)
     """Validation results by recording, when there is no session to keep them."""
+    not_judged: list[str] = field(default_factory=list)
+    """Why recordings were set aside (another rule reports their cause)."""
 
     @property
     def section(self) -> Any:
@@ -301,6 +307,9 @@ def judge_rule(rule: Rule, session: Session, target: str | tuple[str, str] | Non
             items = list(rule.check(ctx))
     except NotJudged as exc:
         return Outcome(rule.id, "skip", str(exc), transport=_label(target))
+    if not items and ctx.not_judged:
+        reasons = list(dict.fromkeys(ctx.not_judged))
+        return Outcome(rule.id, "skip", "not judged: " + "; ".join(reasons), transport=_label(target))
     return outcome(rule, items, _label(target))
 
 

@@ -10,6 +10,7 @@ request, derived from the request value the recording keeps.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
 Verdict = Literal["pass", "fail", "warn", "skip"]
 MAX_FINDINGS_SHOWN = 5
 CONTEXT_EVENTS = 3
-TERMINAL_LINE = 400
-"""The terminal shows a reproduction line up to this long; the JSON report keeps it whole."""
 
 
 class ConformanceWarning(UserWarning):
@@ -77,17 +76,40 @@ def _event_line(recording: Recording, index: int) -> str:
     return f"    [{index}] {text[:160]}{'...' if len(text) > 160 else ''}"
 
 
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def cause(finding: Finding) -> tuple[str, str, str]:
+    """What makes two findings the same cause: the rule, the message with its
+    numbers and quoted values blanked out, and the pointer. A drawn question or a
+    case name differs between two findings of one defect; the shape does not."""
+    shape = _NUMBER.sub("N", _QUOTED.sub("'…'", finding.message))
+    return finding.rule, shape, finding.pointer
+
+
+def count_causes(findings: list[Finding]) -> tuple[int, int]:
+    """(findings, unique causes) over a run."""
+    return len(findings), len({cause(f) for f in findings})
+
+
 def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str | None) -> str:
-    """The failure or warning text for a rule broken at these places."""
+    """The failure or warning text for a rule broken at these places; findings of
+    one cause are shown once, with how many there were."""
     lines = [f"[{rule.id}] {rule.level}: {rule.requirement} (PROTOCOL.md section {rule.section})"]
     several = len({id(rec) for _, rec in items}) > 1
-    for found, recording in items[:MAX_FINDINGS_SHOWN]:
+    groups: dict[tuple[str, str, str], list[tuple[Finding, Recording | None]]] = {}
+    for found, recording in items:
+        groups.setdefault(cause(found), []).append((found, recording))
+    for group in list(groups.values())[:MAX_FINDINGS_SHOWN]:
+        found, recording = group[0]
         request = recording.request.describe() if several and recording is not None else ""
         own = recording.transport if recording is not None else ""
         where = ", ".join(x for x in (own or transport or "", found.where(), request) if x)
-        lines.append(f"  seen ({where}): {found.message}")
-    if len(items) > MAX_FINDINGS_SHOWN:
-        lines.append(f"  ... and {len(items) - MAX_FINDINGS_SHOWN} more")
+        times = f" ({len(group)} times, first shown)" if len(group) > 1 else ""
+        lines.append(f"  seen ({where}): {found.message}{times}")
+    if len(groups) > MAX_FINDINGS_SHOWN:
+        lines.append(f"  ... and {len(groups) - MAX_FINDINGS_SHOWN} more causes")
     found, recording = items[0]
     if recording is not None:
         if recording.error:
@@ -98,10 +120,7 @@ def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transp
             start = max(0, end - CONTEXT_EVENTS)
             lines.append(f"  last events on the wire up to event {end} ({len(recording.events)} received):")
             lines += [_event_line(recording, i) for i in range(start, end + 1)]
-        line = reproduction(recording)
-        if len(line) > TERMINAL_LINE:
-            line = line[:TERMINAL_LINE - 60] + " ...(cut here; the JSON report has the whole line)"
-        lines.append(f"  reproduce: {line}")
+        lines.append(f"  reproduce: {reproduction(recording)}")
     return "\n".join(lines)
 
 

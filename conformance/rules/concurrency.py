@@ -20,5 +20,5 @@ def concurrent_streams(ctx):
             items += valid_and_unchanged("CONCURRENCY-ISOLATED", rec, alone[question], ctx, label,
                                          f"{label} differs from the same question recorded alone")
         else:
-            items += stream_problems("CONCURRENCY-ISOLATED", rec, ctx, label)
+            items += stream_problems("CONCURRENCY-ISOLATED", rec, ctx, label) or []
     return items

@@ -9,7 +9,7 @@ import json
 
 from conformance.validate import finding
 
-from .common import stream_problems
+from .common import require_accepted_baseline, stream_problems
 from .registry import NotJudged, rule
 
 
@@ -41,13 +41,14 @@ def rejection_problems(rule_id: str, rec, ctx, label: str) -> list:
 
 
 def _cases(ctx, stimulus: str, cases) -> list:
+    require_accepted_baseline(ctx)
     recordings = ctx.get(stimulus)
     if not recordings:
         raise NotJudged(f"the profile lists no request.{stimulus} cases")
     return list(zip(cases, recordings))
 
 
-@rule("INPUT-REJECT", "MUST", "1", needs=["invalid"])
+@rule("INPUT-REJECT", "MUST", "1", needs=["invalid", "baseline"])
 def invalid_rejected(ctx):
     """invalid parameters are rejected: SSE 4xx, WS 4xx at the handshake or close 1008"""
     items = []
@@ -56,7 +57,7 @@ def invalid_rejected(ctx):
     return items
 
 
-@rule("INPUT-SSE-JSON-ERROR", "MUST", "4", binding="sse", needs=["invalid"])
+@rule("INPUT-SSE-JSON-ERROR", "MUST", "4", binding="sse", needs=["invalid", "baseline"])
 def sse_rejection_is_json(ctx):
     """an SSE rejection has a JSON body (Content-Type application/json)"""
     wanted = ctx.section.reject_content_type
@@ -79,7 +80,7 @@ def sse_rejection_is_json(ctx):
     return items
 
 
-@rule("INPUT-WS-REJECT-EVENT", "MUST", "5", binding="ws", needs=["invalid"])
+@rule("INPUT-WS-REJECT-EVENT", "MUST", "5", binding="ws", needs=["invalid", "baseline"])
 def ws_rejection_event(ctx):
     """a WS rejection sends at most one lone error event, then close 1008"""
     section = ctx.section
@@ -105,12 +106,12 @@ def ws_rejection_event(ctx):
     return items
 
 
-@rule("INPUT-ACCEPT", "MUST", "1", needs=["valid_edge"])
+@rule("INPUT-ACCEPT", "MUST", "1", needs=["valid_edge", "baseline"])
 def valid_accepted(ctx):
     """every valid request is accepted, including a 2000-character question"""
     items = []
     for case, rec in _cases(ctx, "valid_edge", ctx.profile.request.valid_edge):
-        items += stream_problems("INPUT-ACCEPT", rec, ctx, case.name)
+        items += stream_problems("INPUT-ACCEPT", rec, ctx, case.name) or []
     return items
 
 
@@ -128,13 +129,14 @@ def never_5xx_problems(rule_id: str, rec, ctx, label: str) -> list:
     else:
         accepted = rec.status == 101 and rec.detail.close_code != section.close_reject
     if accepted:
-        return stream_problems(rule_id, rec, ctx, label)
+        return stream_problems(rule_id, rec, ctx, label) or []
     return rejection_problems(rule_id, rec, ctx, label)
 
 
-@rule("INPUT-NEVER-5XX", "MUST", "1", needs=["drawn_params"])
+@rule("INPUT-NEVER-5XX", "MUST", "1", needs=["drawn_params", "baseline"])
 def drawn_values_never_5xx(ctx):
     """no input gives a 5xx, a close 1011/1006, or a hang"""
+    require_accepted_baseline(ctx)
     items = []
     for rec in ctx.get("drawn_params"):
         changed = _changed_param(rec, ctx)

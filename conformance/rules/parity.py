@@ -55,8 +55,11 @@ def drawn_questions(ctx):
     items = []
     for left, right in _pairs(ctx, "drawn_questions"):
         q = left.request.params.get(ctx.profile.question_param, "")
-        problems = stream_problems("PROPERTY-QUESTIONS", left, ctx, f"question {q!r}")
-        problems += stream_problems("PROPERTY-QUESTIONS", right, ctx, f"question {q!r}")
+        on_left = stream_problems("PROPERTY-QUESTIONS", left, ctx, f"question {q!r}")
+        on_right = stream_problems("PROPERTY-QUESTIONS", right, ctx, f"question {q!r}")
+        if on_left is None or on_right is None:
+            continue  # noted on ctx: the stream rules report it
+        problems = on_left + on_right
         items += problems
         if not problems:
             mode, divergence = ctx.divergence(left, right)

@@ -79,7 +79,7 @@ def _answers(event, expect) -> bool:
     return isinstance(event.data, dict) and all(event.data.get(k) == v for k, v in expect.items())
 
 
-@rule("WS-CANCEL", "MUST", "5", binding="ws", needs=["cancel", "cancel_late"], skip_unless=_has_cancel)
+@rule("WS-CANCEL", "MUST", "5", binding="ws", needs=["cancel", "cancel_late", "baseline"], skip_unless=_has_cancel)
 def ws_cancel(ctx):
     """after a cancel: error with code cancelled, stream_end, close 1000"""
     spec = ctx.section.cancel
@@ -87,7 +87,7 @@ def ws_cancel(ctx):
     last = ctx.profile.order.last
     terminal = set(ctx.profile.order.terminal)
     rec = ctx.get("cancel")[0]
-    items = stream_problems("WS-CANCEL", rec, ctx, "after cancel")
+    items = stream_problems("WS-CANCEL", rec, ctx, "after cancel") or []
     matches = [e for e in rec.events if _answers(e, spec.expect)]
     ended_by = next((e for e in rec.events if e.type in terminal), None)
     sent = rec.detail.messages_sent_at
@@ -109,7 +109,7 @@ def ws_cancel(ctx):
     for late in ctx.get("cancel_late"):
         ended = next((e.type for e in late.events if e.type in terminal), "the terminal event")
         label = f"cancel sent on {ended!r}"
-        items += stream_problems("WS-CANCEL", late, ctx, label)
+        items += stream_problems("WS-CANCEL", late, ctx, label) or []
         if any(_answers(e, spec.expect) for e in late.events):
             items.append((finding("WS-CANCEL", f"a {label} still produced {spec.expect}"), late))
         if late.detail.close_code != normal:

@@ -97,3 +97,25 @@ def label(name: str) -> str:
     t = TRANSPORTS.get(name)
     return t.label if t is not None else name
 
+
+
+def unreachable(base_url: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at ``base_url`` (no TCP connection within ``timeout``), or
+    None when something accepts connections there. The suite asks this once before
+    any rule runs, so that a backend that is down is one clear error, not a
+    failure of every rule."""
+    import socket
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    if not host:
+        return "the URL names no host"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"

@@ -143,15 +143,36 @@ _GLOBAL_SEQ = itertools.count()
 """The ``shared-seq-counter`` defect: one counter for every stream of the process."""
 
 
+_OPEN_BY_QUESTION: dict[tuple[str, str], list[Any]] = {}
+"""The ``same-question-shares-seq`` defect: streams of one question on one transport
+that are open at the same time share one counter (key -> [open streams, counter])."""
+
+
 class Stamper:
     """Adds ``seq`` and ``ts`` to each event as it is emitted."""
 
-    def __init__(self, defect: str | None = None) -> None:
+    def __init__(self, defect: str | None = None, key: tuple[str, str] | None = None) -> None:
         self.defect = defect
         self.seq = 0
+        self._shared: list[Any] | None = None
+        if defect == "same-question-shares-seq" and key is not None:
+            entry = _OPEN_BY_QUESTION.setdefault(key, [0, itertools.count()])
+            if entry[0] == 0:
+                entry[1] = itertools.count()
+            entry[0] += 1
+            self._shared = entry
+
+    def release(self) -> None:
+        """The stream is over (for the shared counter of ``same-question-shares-seq``)."""
+        if self._shared is not None:
+            self._shared[0] -= 1
+            self._shared = None
 
     def stamp(self, event: dict[str, Any]) -> dict[str, Any]:
-        seq = next(_GLOBAL_SEQ) if self.defect == "shared-seq-counter" else self.seq
+        if self._shared is not None:
+            seq = next(self._shared[1])
+        else:
+            seq = next(_GLOBAL_SEQ) if self.defect == "shared-seq-counter" else self.seq
         if self.defect == "seq-gap" and self.seq >= 5:
             seq += 1
         self.seq += 1

@@ -107,7 +107,9 @@ DEFECTS: list[Defect] = [
            "DISCONNECT-STOPS", transport="ws", params=LONG),
     # -- concurrency --
     Defect("shared-seq-counter", "starlette", "concurrency", "one seq counter shared by every stream of the process",
-           "CONCURRENCY-ISOLATED"),
+           "ORDER-SEQ"),
+    Defect("same-question-shares-seq", "fastapi", "concurrency",
+           "streams of the same question open at the same time share one seq counter", "CONCURRENCY-ISOLATED"),
 ]
 
 BY_NAME = {d.name: d for d in DEFECTS}

@@ -50,17 +50,20 @@ async def paced(request: Request, transport: str, defect: str | None = None,
     """The stamped events of one stream, ``request.pace_s`` apart. Once ``cancel`` is
     set (WS only) the stream ends with error/cancelled and stream_end, unless it
     already reached complete or error."""
-    stamper = Stamper(defect)
+    stamper = Stamper(defect, key=(transport, request.question))
     ended = False
-    for i, event in enumerate(plan(request, transport, defect)):
-        if i:
-            await _pause(request.pace_s, cancel)
-        if cancel is not None and cancel.is_set() and (not ended or defect == "late-cancel-errors"):
-            for tail in cancel_tail(sent_any=i > 0):
-                yield stamper.stamp(tail)
-            return
-        ended = ended or event["type"] in TERMINAL
-        yield stamper.stamp(event)
+    try:
+        for i, event in enumerate(plan(request, transport, defect)):
+            if i:
+                await _pause(request.pace_s, cancel)
+            if cancel is not None and cancel.is_set() and (not ended or defect == "late-cancel-errors"):
+                for tail in cancel_tail(sent_any=i > 0):
+                    yield stamper.stamp(tail)
+                return
+            ended = ended or event["type"] in TERMINAL
+            yield stamper.stamp(event)
+    finally:
+        stamper.release()
 
 
 async def detached(events: AsyncIterator[dict[str, Any]], gauge: Gauge) -> AsyncIterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ DEFECTS = {
     "confidence-out-of-range", "missing-start", "chunk-sum-mismatch", "complete-and-error",
     "response-not-ended", "no-sse-id", "ws-binary-frames", "ws-cancel-ignored",
     "sse-reject-text-plain", "work-continues", "accepts-too-long-question", "event-between-complete-and-end",
-    "late-cancel-errors",
+    "late-cancel-errors", "same-question-shares-seq",
 }
 
 
