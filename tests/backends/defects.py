@@ -105,6 +105,11 @@ DEFECTS: list[Defect] = [
            "DISCONNECT-STOPS", transport="sse", params=LONG),
     Defect("ws-work-continues", "starlette", "disconnect", "the WebSocket work runs on after the client leaves",
            "DISCONNECT-STOPS", transport="ws", params=LONG),
+    Defect("gauge-leaks-on-leave", "fastapi", "disconnect",
+           "a stream the client left is never taken off the gauge (short streams)", "DISCONNECT-STOPS", transport="sse"),
+    Defect("ws-gauge-leaks-on-leave", "starlette", "disconnect",
+           "a WebSocket stream the client left is never taken off the gauge (short streams)", "DISCONNECT-STOPS",
+           transport="ws"),
     # -- concurrency --
     Defect("shared-seq-counter", "starlette", "concurrency", "one seq counter shared by every stream of the process",
            "ORDER-SEQ"),

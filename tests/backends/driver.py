@@ -20,16 +20,21 @@ GAUGE = "agent_active_streams"
 class Gauge:
     """Open streams (accepted and not finished), both transports."""
 
-    def __init__(self) -> None:
+    def __init__(self, leak_on_leave: bool = False) -> None:
         self.value = 0
+        self.leak_on_leave = leak_on_leave
+        """The ``gauge-leaks-on-leave`` defects: a stream the client left stays counted."""
 
     @contextmanager
     def open(self) -> Iterator[None]:
         self.value += 1
+        finished = False
         try:
             yield
+            finished = True
         finally:
-            self.value -= 1
+            if finished or not self.leak_on_leave:
+                self.value -= 1
 
     def render(self) -> str:
         return f"# HELP {GAUGE} Open streams.\n# TYPE {GAUGE} gauge\n{GAUGE} {self.value}\n"

@@ -20,7 +20,7 @@ DEFECTS = {
     "confidence-out-of-range", "missing-start", "chunk-sum-mismatch", "complete-and-error",
     "response-not-ended", "no-sse-id", "ws-binary-frames", "ws-cancel-ignored",
     "sse-reject-text-plain", "work-continues", "accepts-too-long-question", "event-between-complete-and-end",
-    "late-cancel-errors", "same-question-shares-seq",
+    "late-cancel-errors", "same-question-shares-seq", "gauge-leaks-on-leave",
 }
 
 
@@ -32,7 +32,7 @@ class _Reject(Exception):
 def create_app(defect: str | None = None) -> FastAPI:
     assert defect is None or defect in DEFECTS, defect
     app = FastAPI()
-    gauge = Gauge()
+    gauge = Gauge(leak_on_leave=defect == 'gauge-leaks-on-leave')
 
     async def rejected(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _Reject)

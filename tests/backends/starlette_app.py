@@ -25,13 +25,13 @@ DEFECTS = {
     "empty-chunk", "seq-as-string", "event-after-end", "seq-gap", "ws-field-differs", "named-events",
     "no-x-accel-buffering", "reconnect-reruns", "ws-close-1001", "accepts-empty-question",
     "ws-reject-as-stream", "shared-seq-counter", "unterminated-code-run", "ws-work-continues",
-    "question-limit-in-bytes",
+    "question-limit-in-bytes", "ws-gauge-leaks-on-leave",
 }
 
 
 def create_app(defect: str | None = None) -> Starlette:
     assert defect is None or defect in DEFECTS, defect
-    gauge = Gauge()
+    gauge = Gauge(leak_on_leave=defect == 'ws-gauge-leaks-on-leave')
 
     def parse(query) -> canned.Request | canned.Rejection:
         return canned.parse(query, defect)
