@@ -166,7 +166,8 @@ BINDING_SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "object",
                 "required": ["message", "expect"],
                 "additionalProperties": False,
-                "properties": {"message": {"type": "object"}, "expect": {"type": "object"}},
+                "properties": {"message": {"type": "object"}, "expect": {"type": "object"},
+                               "within_s": {"type": "number", "exclusiveMinimum": 0}},
             },
         },
     },
@@ -247,6 +248,8 @@ class Cancel:
     """What the client sends to cancel (as JSON)."""
     expect: dict[str, Any]
     """Fields of the event that must answer it."""
+    within_s: float = 1.0
+    """How soon after the cancel the answer must arrive."""
 
 
 @dataclass(frozen=True)

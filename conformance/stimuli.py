@@ -100,6 +100,17 @@ def cancel(s: "Session", t: str) -> list[Request]:
     return [s.request(t, question=s.profile.sample_questions[0], messages=(msg,))]
 
 
+@stimulus("cancel_mid", binding="ws")
+def cancel_mid(s: "Session", t: str) -> list[Request]:
+    """A cancel sent mid-stream, when this stream's first chunk of its last streamed
+    text arrives (the profile's last aggregate: the analysis, in agent-stream/1)."""
+    spec = _cancel(s, t)
+    if spec is None or not s.profile.aggregates:
+        return []
+    msg = ClientMessage.json(spec.message, on_type=s.profile.aggregates[-1].chunk)
+    return [s.request(t, question=s.profile.sample_questions[0], messages=(msg,))]
+
+
 @stimulus("cancel_late", binding="ws")
 def cancel_late(s: "Session", t: str) -> list[Request]:
     """A cancel sent when this stream's terminal event arrives: it must change nothing."""

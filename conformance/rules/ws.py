@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from conformance.validate import finding
 
+from conformance.stimuli import CANCEL_AFTER
+
 from .common import stream_problems, valid_and_unchanged
+
 from .registry import NotJudged, Precondition, rule, stream_rule
 
 
@@ -79,35 +82,54 @@ def _answers(event, expect) -> bool:
     return isinstance(event.data, dict) and all(event.data.get(k) == v for k, v in expect.items())
 
 
-@rule("WS-CANCEL", "MUST", "5", binding="ws", needs=["cancel", "cancel_late", "baseline"], skip_unless=_has_cancel)
-def ws_cancel(ctx):
-    """after a cancel: error with code cancelled, stream_end, close 1000"""
-    spec = ctx.section.cancel
-    normal = ctx.section.close_normal
-    last = ctx.profile.order.last
-    terminal = set(ctx.profile.order.terminal)
-    rec = ctx.get("cancel")[0]
-    items = stream_problems("WS-CANCEL", rec, ctx, "after cancel") or []
-    matches = [e for e in rec.events if _answers(e, spec.expect)]
-    ended_by = next((e for e in rec.events if e.type in terminal), None)
+def _cancel_problems(rec, ctx, label: str) -> tuple[list, str | None]:
+    """What is wrong with a stream cancelled mid-way (``label`` says when), or why
+    it cannot be judged (the cancel was not sent, or came too late to matter)."""
+    spec, normal, last = ctx.section.cancel, ctx.section.close_normal, ctx.profile.order.last
     sent = rec.detail.messages_sent_at
+    if not sent and rec.ok and rec.events:
+        return [], f"the {label} was never sent (the stream gave no cue for it)"
+    items = stream_problems("WS-CANCEL", rec, ctx, label) or []
+    matches = [e for e in rec.events if _answers(e, spec.expect)]
+    ended_by = next((e for e in rec.events if e.type in set(ctx.profile.order.terminal)), None)
     if not matches:
-        late = ended_by is not None and sent and ended_by.t_perf - sent[0] < 0.05
-        if late and not items:
-            raise NotJudged(f"the stream reached {ended_by.type!r} before the cancel could take effect")
+        if ended_by is not None and sent and ended_by.t_perf - sent[0] < 0.05 and not items:
+            return [], f"the stream reached {ended_by.type!r} before the {label} could take effect"
         seen = ended_by.data if ended_by is not None else "no terminal event"
-        items.append((finding("WS-CANCEL", f"no {spec.expect} after the cancel; the stream ended with {seen}",
+        items.append((finding("WS-CANCEL", f"{label}: no {spec.expect}; the stream ended with {seen}",
                               ended_by.index if ended_by else None), rec))
     elif rec.events[-1].type != last or rec.events.index(matches[0]) != len(rec.events) - 2:
-        items.append((finding("WS-CANCEL", f"{spec.expect} must be followed directly by {last!r}", matches[0].index), rec))
+        items.append((finding("WS-CANCEL", f"{label}: {spec.expect} must be followed directly by {last!r}",
+                              matches[0].index), rec))
+    elif sent and matches[0].t_perf - sent[0] > spec.within_s:
+        items.append((finding("WS-CANCEL", f"{label}: {spec.expect} came {matches[0].t_perf - sent[0]:.2f} s after "
+                                           f"the cancel, more than {spec.within_s:g} s", matches[0].index), rec))
     if rec.detail.close_code != normal:
-        items.append((finding("WS-CANCEL", f"closed with {rec.detail.close_code} after the cancel, expected {normal}"), rec))
+        items.append((finding("WS-CANCEL", f"{label}: closed with {rec.detail.close_code}, expected {normal}"), rec))
+    return items, None
+
+
+@rule("WS-CANCEL", "MUST", "5", binding="ws", needs=["cancel", "cancel_mid", "cancel_late", "baseline"],
+      skip_unless=_has_cancel)
+def ws_cancel(ctx):
+    """after a cancel: error with code cancelled, stream_end, close 1000"""
+    spec, normal = ctx.section.cancel, ctx.section.close_normal
+    items, reasons, judged = [], [], 0
+    for name, label in (("cancel", f"cancel after {CANCEL_AFTER} events"), ("cancel_mid", "mid-stream cancel")):
+        for rec in ctx.get(name):
+            found, why = _cancel_problems(rec, ctx, label)
+            items += found
+            if why:
+                reasons.append(why)
+            else:
+                judged += 1
     if items:
         return items
     # a cancel sent when the terminal event arrives changes nothing: the stream still
     # ends with its one terminal event and stream_end, and closes normally
     for late in ctx.get("cancel_late"):
-        ended = next((e.type for e in late.events if e.type in terminal), "the terminal event")
+        judged += 1
+        ended = next((e.type for e in late.events if e.type in set(ctx.profile.order.terminal)), "the terminal event")
         label = f"cancel sent on {ended!r}"
         items += stream_problems("WS-CANCEL", late, ctx, label) or []
         if any(_answers(e, spec.expect) for e in late.events):
@@ -115,6 +137,8 @@ def ws_cancel(ctx):
         if late.detail.close_code != normal:
             items.append((finding("WS-CANCEL", f"closed with {late.detail.close_code} after a late cancel, "
                                                f"expected {normal}"), late))
+    if not items and reasons and not judged:
+        raise NotJudged("; ".join(reasons))
     return items
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,11 +76,20 @@ def parse(query: Mapping[str, str], defect: str | None = None) -> Request | Reje
     return Request(question=question, dataset=dataset, pace_s=pace_ms / 1000.0)
 
 
-def plan(request: Request, transport: str, defect: str | None = None) -> list[dict[str, Any]]:
-    """The unstamped events of one stream, ``stream_end`` included."""
+def plan(request: Request, transport: str, defect: str | None = None, variable: bool = False) -> list[dict[str, Any]]:
+    """The unstamped events of one stream, ``stream_end`` included. ``variable``:
+    like an LLM, every stream differs in its texts and in how many chunks carry
+    them (1 to 60 analysis chunks), within what structural parity allows."""
     q = request.question
     code = ["import pandas as pd\n", "df = load('%s')\n" % request.dataset, "print(df.head())\n"]
     analysis = ["## Answer\n", f"The question was {len(q)} characters long. ", "Nothing unusual was found."]
+    if variable:
+        rng = random.Random()
+        words = ["incidents", "rose", "fell", "by", "team", "week", "mostly", "in", "the", "north", "region"]
+        analysis = [rng.choice(words) + " " for _ in range(rng.randint(1, 60))]
+        whole = "".join(code)
+        cuts = sorted(rng.sample(range(1, len(whole)), rng.randint(0, 5)))
+        code = [whole[a:b] for a, b in zip([0, *cuts], [*cuts, len(whole)])]
     events: list[dict[str, Any]] = [
         {"type": "start", "message": f"Analysing: {q[:80]}"},
         {"type": "progress", "stage": "router", "message": "routing the question"},

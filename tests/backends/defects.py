@@ -83,6 +83,8 @@ DEFECTS: list[Defect] = [
     Defect("ws-cancel-ignored", "fastapi", "ws", "a cancel message is ignored; the stream completes", "WS-CANCEL"),
     Defect("late-cancel-errors", "fastapi", "ws", "a cancel that arrives after complete still sends error (cancelled): two terminal events",
            "WS-CANCEL"),
+    Defect("ws-stops-listening", "fastapi", "ws", "client messages are no longer read after 8 events: a mid-stream "
+           "cancel is ignored (an early one and a late one are fine)", "WS-CANCEL"),
     Defect("any-message-cancels", "aiohttp", "ws", "any client message, not only a cancel, cancels the stream",
            "WS-IGNORE-CLIENT-MESSAGES"),
     # -- bad input --

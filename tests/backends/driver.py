@@ -51,14 +51,14 @@ async def _pause(seconds: float, cancel: asyncio.Event | None) -> None:
 
 
 async def paced(request: Request, transport: str, defect: str | None = None,
-                cancel: asyncio.Event | None = None) -> AsyncIterator[dict[str, Any]]:
+                cancel: asyncio.Event | None = None, variable: bool = False) -> AsyncIterator[dict[str, Any]]:
     """The stamped events of one stream, ``request.pace_s`` apart. Once ``cancel`` is
     set (WS only) the stream ends with error/cancelled and stream_end, unless it
     already reached complete or error."""
     stamper = Stamper(defect, key=(transport, request.question))
     ended = False
     try:
-        for i, event in enumerate(plan(request, transport, defect)):
+        for i, event in enumerate(plan(request, transport, defect, variable)):
             if i:
                 await _pause(request.pace_s, cancel)
             if cancel is not None and cancel.is_set() and (not ended or defect == "late-cancel-errors"):

@@ -21,6 +21,7 @@ DEFECTS = {
     "response-not-ended", "no-sse-id", "ws-binary-frames", "ws-cancel-ignored",
     "sse-reject-text-plain", "work-continues", "accepts-too-long-question", "event-between-complete-and-end",
     "late-cancel-errors", "same-question-shares-seq", "gauge-leaks-on-leave",
+    "ws-stops-listening",
 }
 
 
@@ -29,7 +30,8 @@ class _Reject(Exception):
         self.status, self.rejection = status, rejection
 
 
-def create_app(defect: str | None = None) -> FastAPI:
+def create_app(defect: str | None = None, variable: bool = False) -> FastAPI:
+    """``variable``: every stream differs, as an LLM's do (see ``canned.plan``)."""
     assert defect is None or defect in DEFECTS, defect
     app = FastAPI()
     gauge = Gauge(leak_on_leave=defect == 'gauge-leaks-on-leave')
@@ -53,7 +55,7 @@ def create_app(defect: str | None = None) -> FastAPI:
         return parsed
 
     def events(req: canned.Request, transport: str, cancel: asyncio.Event | None = None) -> AsyncIterator[dict]:
-        source = paced(req, transport, defect, cancel)
+        source = paced(req, transport, defect, cancel, variable)
         return detached(source, gauge) if defect == "work-continues" else source
 
     def holding():
@@ -86,6 +88,7 @@ def create_app(defect: str | None = None) -> FastAPI:
             await websocket.close(1008)
             return
         cancel = asyncio.Event()
+        sent = [0]
 
         async def read_client() -> None:
             try:
@@ -93,7 +96,8 @@ def create_app(defect: str | None = None) -> FastAPI:
                     message = await websocket.receive()
                     if message["type"] == "websocket.disconnect":
                         return
-                    if canned.client_cancels(message.get("text")) and defect != "ws-cancel-ignored":
+                    deaf = defect == "ws-stops-listening" and sent[0] >= 8
+                    if canned.client_cancels(message.get("text")) and defect != "ws-cancel-ignored" and not deaf:
                         cancel.set()
             except (WebSocketDisconnect, OSError, RuntimeError):
                 return
@@ -106,6 +110,7 @@ def create_app(defect: str | None = None) -> FastAPI:
                         await websocket.send_bytes(canned.dumps(event).encode())
                     else:
                         await websocket.send_text(canned.dumps(event))
+                    sent[0] += 1
                 await websocket.close(1000)
         except (WebSocketDisconnect, OSError, RuntimeError):
             pass  # the client left: stop the work

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import httpx
 
 STACKS = ("fastapi", "aiohttp", "starlette")
-VARIANTS = ("aiohttp-quirks", "aiohttp-pings")
+VARIANTS = ("aiohttp-quirks", "aiohttp-pings", "fastapi-variable")
 """Correct backends that use unusual corners of the formats (see ``aiohttp_app``)."""
 MAX_LINE = 65_536
 
@@ -99,7 +99,12 @@ def serve(stack: str, defect: str | None = None) -> Iterator[str]:
             with _aiohttp(app, sock, max_line):
                 yield base_url
         else:
-            if stack == "fastapi":
+            if stack == "fastapi-variable":
+                from .fastapi_app import create_app as fastapi_app
+
+                def create_app(defect):
+                    return fastapi_app(defect, variable=True)
+            elif stack == "fastapi":
                 from .fastapi_app import create_app
             elif stack == "starlette":
                 from .starlette_app import create_app
