@@ -147,9 +147,7 @@ def test_a_third_transport_plugs_in_with_one_module_and_a_profile_entry(tmp_path
     assert on_raw == expected
     assert {(e["id"], e["transport"]) for e in entries if e["id"].startswith("PARITY-STRUCTURAL")} == \
         {("PARITY-STRUCTURAL", "sse-ws"), ("PARITY-STRUCTURAL", "sse-raw-ws")}
-    # at a 5 ms pace a stream is too short to judge a disconnect: that one is not judged
-    assert [(e["id"], e["verdict"]) for e in entries if e["verdict"] != "pass"] == [("DISCONNECT-STOPS", "skip")], \
-        [e for e in entries if e["verdict"] != "pass"]
+    assert [e for e in entries if e["verdict"] != "pass"] == []
 
 
 def test_a_profile_transport_without_a_plugin_is_skipped_with_the_reason(tmp_path: Path) -> None:

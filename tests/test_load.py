@@ -30,7 +30,8 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from conformance.recording import RecordedEvent, Recording
+from conformance.recording import RecordedEvent, Recording, SSEDetail, WSDetail
+from conformance.request import Request
 from load.config import ConfigError, check_loopback, load_config, parse_steps
 from load.metrics import (
     CpuStats,
@@ -67,7 +68,7 @@ def make_recording(
     status: int | None = None,
 ) -> Recording:
     """A stream of n valid events (start, progress..., complete, stream_end) with chosen timings."""
-    rec = Recording(transport=transport, url="http://127.0.0.1:1/x")  # type: ignore[arg-type]
+    rec = Recording(request=Request(transport, "http://127.0.0.1:1/x"), detail=SSEDetail() if transport == "sse" else WSDetail())
     rec.status = status if status is not None else (200 if transport == "sse" else 101)
     rec.wall_start = 1_000_000.0
     rec.t_start = t0
@@ -93,7 +94,8 @@ def make_recording(
     framing = 8 if transport == "sse" else 2
     rec.bytes_received = rec.head_bytes_received + rec.payload_bytes + framing * n
     rec.bytes_sent = rec.head_bytes_sent + (0 if transport == "sse" else 8)
-    rec.close_code = 1000 if transport == "ws" else None
+    if transport == "ws":
+        rec.detail.close_code = 1000
     rec.error_kind = error_kind
     rec.error = "boom" if error_kind else None
     return rec
@@ -133,7 +135,7 @@ def test_stream_figures_error_kinds():
     fig = stream_figures(not_a_stream)
     assert fig.error_kind == "status" and "application/json" in fig.error
     ws = make_recording("ws")
-    ws.close_code = 1011
+    ws.detail.close_code = 1011
     assert stream_figures(ws).error_kind == "close"
 
 
