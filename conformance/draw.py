@@ -46,6 +46,20 @@ def _text(rng: random.Random, pool: tuple[str, ...], min_size: int, max_size: in
     return "".join(rng.choice(pool) for _ in range(rng.randint(min_size, max_size)))
 
 
+def boundary_values(min_length: int | None, max_length: int | None) -> list[str]:
+    """Values always sent, whatever the seed: empty, white space only, the shortest
+    and longest allowed and one past it, NUL and the other control characters, a
+    lone surrogate (the client sends its UTF-8-style bytes, percent-encoded),
+    characters outside the BMP, and the longest request line (the longest value in
+    4-byte characters: about 24 KB once percent-encoded)."""
+    shortest = max(1, min_length or 1)
+    out = ["", " \t ", "a" * shortest, "\x00", "".join(chr(c) for c in range(1, 32)) + "\x7f", "\ud800",
+           "\U0001F600\U00010348\U000E0041"]
+    if max_length:
+        out += ["x" * max_length, "x" * (max_length + 1), "\U0001F600" * max_length]
+    return out
+
+
 def drawn_values(seed: int, count: int = 8) -> list[tuple[int, str]]:
     """``count`` (slot, value) pairs: the slot picks a request parameter, the value
     is short unicode, long unicode, control characters, a value around the

@@ -167,10 +167,15 @@ def concurrent(s: "Session", t: str) -> list[Request]:
 
 @stimulus("drawn_params")
 def drawn_params(s: "Session", t: str) -> list[Request]:
-    """Drawn values (unicode, control characters, long strings) in each request parameter."""
+    """The question's boundary values, then values drawn from the seed (unicode,
+    control characters, long strings) in each request parameter."""
     names = list(s.profile.request.params) or [s.profile.question_param]
     base = s.request(t, question=s.profile.sample_questions[0])
-    return [base.with_params(**{names[slot % len(names)]: value}) for slot, value in draw.drawn_values(s.seed, DRAWN_VALUES)]
+    qp = s.profile.question_param
+    spec = s.profile.request.params.get(qp)
+    boundary = draw.boundary_values(spec.min_length if spec else None, spec.max_length if spec else None)
+    drawn = [(names[slot % len(names)], value) for slot, value in draw.drawn_values(s.seed, DRAWN_VALUES)]
+    return [base.with_params(**{name: value}) for name, value in [(qp, v) for v in boundary] + drawn]
 
 
 @stimulus("drawn_questions")

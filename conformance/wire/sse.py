@@ -263,7 +263,9 @@ def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recor
     try:
         with httpx.Client(transport=_Transport(pool), timeout=timeout, follow_redirects=False, trust_env=False) as client:
             try:
-                http_request = client.build_request(request.method, url, params=list(request.query) or None,
+                # the query is encoded here, not by httpx: a lone surrogate (a value no
+                # text encoding holds) then goes out as its percent-encoded bytes
+                http_request = client.build_request(request.method, query_url(url, request.query),
                                                     headers=req_headers, content=request.body)
             except (ValueError, TypeError) as exc:  # e.g. a header value that is not Latin-1
                 rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
