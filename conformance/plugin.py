@@ -227,7 +227,9 @@ class SuiteState:
             base_url=base.rstrip("/"), profile=profile, paths=paths,
             params=_key_value(opt("param"), "=", "--param"), headers=_key_value(opt("header"), ":", "--header"),
             limits=Limits(connect=min(timeout, 5.0), first_event=timeout, idle=timeout, total=max(60.0, 6 * timeout),
-                          end_grace=min(2.0, timeout)),
+                          end_grace=min(2.0, timeout),
+                          names=tuple((n, "--stream-timeout") for n in ("connect", "first_event", "idle", "total",
+                                                                       "end_grace"))),
             parity=opt("parity"), metrics_url=opt("metrics_url"), seed=opt("draw_seed"),
         )
 

@@ -40,6 +40,15 @@ class Limits:
     max_events: int = 10_000
     max_body_bytes: int = 65_536
     end_grace: float = 2.0
+    names: tuple[tuple[str, str], ...] = ()
+    """The option a user set each bound with (``("idle", "--stream-timeout")``), so
+    that a message names what the user knows; unnamed bounds read ``limits.NAME``."""
+
+    def describe(self, name: str) -> str:
+        """A bound for a message: ``10 s (--stream-timeout)`` or ``10000 events (limits.max_events)``."""
+        value = getattr(self, name)
+        unit = "events" if name == "max_events" else "bytes" if name.endswith("_bytes") else "s"
+        return f"{value:g} {unit} ({dict(self.names).get(name, f'limits.{name}')})"
 
 
 @dataclass(slots=True)

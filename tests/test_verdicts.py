@@ -78,3 +78,35 @@ def test_same_backend_same_verdicts(tmp_path: Path) -> None:
     assert seen[0] == seen[1] == seen[2], runs[0].explain()
     assert ("INPUT-REJECT", "sse", "fail") in {(i, t, v) for i, t, v, _ in seen[0]}
     assert all(run.report["draw_seed"] == 0 for run in runs)
+
+
+def test_timeouts_name_the_option_the_user_set(tmp_path: Path) -> None:
+    """A stall is reported with --stream-timeout, the option the user knows."""
+    def stall(conn) -> None:
+        stubs.read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n")
+        import time
+        time.sleep(5)
+
+    with stubs.RawServer(stall) as srv:
+        run = run_suite(srv.base_url, tmp_path / "r.json", select="ORDER-FIRST-START and sse",
+                        extra=("--stream-timeout", "1"))
+    message = run.entries("ORDER-FIRST-START", "sse")[0]["message"]
+    assert "no event within 1 s (--stream-timeout) of the response head" in message, message
+    assert "limits." not in message
+
+
+def test_reproduction_lines_are_whole_in_the_json_report_and_junit(tmp_path: Path) -> None:
+    """The 2000-emoji question makes a reproduction line of about 24 KB: neither the
+    JSON report nor the JUnit XML cuts it."""
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / "junit.xml"
+    with serve("aiohttp", "default-line-limit") as url:
+        run = run_suite(url, tmp_path / "r.json", select="INPUT-ACCEPT and sse", extra=("--junitxml", str(junit)))
+    entry = run.entries("INPUT-ACCEPT", "sse")[0]
+    assert entry["verdict"] == "fail", run.explain()
+    line = next(x for x in entry["reproduce"] if "%F0%9F%98%80" in x)
+    assert line.count("%F0%9F%98%80") == 2000 and len(line) > 24_000
+    failure = ET.parse(junit).getroot().find(".//failure")
+    assert failure is not None and line in (failure.text or "") + (failure.get("message") or "")

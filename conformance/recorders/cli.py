@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t = args.timeout
     base = Limits()
-    limits = replace(base, total=t, first_event=min(base.first_event, t), idle=min(base.idle, t))
+    limits = replace(base, total=t, first_event=min(base.first_event, t), idle=min(base.idle, t),
+                     names=(("total", "--timeout"),))
     try:
         request = request_from_file(args.url, args.rule, args.index) if args.transport == "replay" \
             else request_from_args(args)

@@ -87,12 +87,12 @@ class Budget:
         """One sentence saying which bound ran out."""
         now = time.perf_counter() if now is None else now
         if now >= self.t_total - 1e-3:
-            return f"the recording ran past limits.total={self.limits.total:g} s"
+            return f"the recording ran past {self.limits.describe('total')}"
         return {
-            "head": f"no response head within limits.first_event={self.limits.first_event:g} s",
-            "first_event": f"no event within limits.first_event={self.limits.first_event:g} s of the response head",
-            "idle": f"nothing received for limits.idle={self.limits.idle:g} s",
-            "grace": f"the server did not end the stream within limits.end_grace={self.limits.end_grace:g} s",
+            "head": f"no response head within {self.limits.describe('first_event')}",
+            "first_event": f"no event within {self.limits.describe('first_event')} of the response head",
+            "idle": f"nothing received for {self.limits.describe('idle')}",
+            "grace": f"the server did not end the stream within {self.limits.describe('end_grace')}",
         }.get(self.phase, "timed out")
 
 

@@ -291,7 +291,7 @@ def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recor
         rec.error_kind, rec.error = "too_many", str(exc)
     except httpx.TimeoutException as exc:
         rec.error_kind = "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "timeout"
-        rec.error = f"connect timed out after limits.connect={limits.connect:g} s" if rec.error_kind == "connect" else budget.describe_timeout()
+        rec.error = f"connect timed out after {limits.describe('connect')}" if rec.error_kind == "connect" else budget.describe_timeout()
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
         rec.error_kind = _classify(exc, got_head=got_head)
         rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -343,7 +343,7 @@ def _read_events(
             if msg is None:
                 continue
             if len(rec.events) >= limits.max_events:
-                raise _TooMany(f"more than limits.max_events={limits.max_events} events")
+                raise _TooMany(f"more than {limits.describe('max_events')}")
             data, err = parse_json(msg.data)
             event = RecordedEvent(
                 index=len(rec.events),

@@ -225,7 +225,7 @@ def _record(
     try:
         sock = socket.create_connection((parts.hostname, port), timeout=min(limits.connect, limits.total))
     except TimeoutError:
-        rec.error_kind, rec.error = "connect", f"connect timed out after limits.connect={limits.connect:g} s"
+        rec.error_kind, rec.error = "connect", f"connect timed out after {limits.describe('connect')}"
         return
     except OSError as exc:
         rec.error_kind, rec.error = "connect", f"{type(exc).__name__}: {exc}"
@@ -243,7 +243,7 @@ def _record(
             tls_sock.handshake()
         except TimeoutError:
             sock.close()
-            rec.error_kind, rec.error = "timeout", f"no TLS handshake within limits.first_event={limits.first_event:g} s"
+            rec.error_kind, rec.error = "timeout", f"no TLS handshake within {limits.describe('first_event')}"
             return
         except (ssl.SSLError, OSError) as exc:
             sock.close()
@@ -282,7 +282,7 @@ def _record(
         return
     except TimeoutError:
         sock.close()
-        rec.error_kind, rec.error = "timeout", f"no handshake response within limits.first_event={limits.first_event:g} s"
+        rec.error_kind, rec.error = "timeout", f"no handshake response within {limits.describe('first_event')}"
         return
     except InvalidMessage as exc:
         sock.close()
@@ -370,7 +370,7 @@ def _read_frames(
             return
         t_perf, t_wall = time.perf_counter(), time.time()
         if len(rec.events) >= limits.max_events:
-            rec.error_kind, rec.error = "too_many", f"more than limits.max_events={limits.max_events} events"
+            rec.error_kind, rec.error = "too_many", f"more than {limits.describe('max_events')}"
             rec.t_end = t_perf
             return
         if isinstance(message, str):
