@@ -227,9 +227,9 @@ class SuiteState:
             base_url=base.rstrip("/"), profile=profile, paths=paths,
             params=_key_value(opt("param"), "=", "--param"), headers=_key_value(opt("header"), ":", "--header"),
             limits=Limits(connect=min(timeout, 5.0), first_event=timeout, idle=timeout, total=max(60.0, 6 * timeout),
-                          end_grace=min(2.0, timeout),
+                          end_grace=min(2.0, timeout), event_idle=3 * timeout,
                           names=tuple((n, "--stream-timeout") for n in ("connect", "first_event", "idle", "total",
-                                                                       "end_grace"))),
+                                                                       "end_grace", "event_idle"))),
             parity=opt("parity"), metrics_url=opt("metrics_url"), seed=opt("draw_seed"),
         )
 
@@ -421,7 +421,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     doc = build_report(state.entries, state.backend, state.profile(), state.started, config.getoption("draw_seed"))
     doc["totals"]["findings"], doc["totals"]["unique_causes"] = state.causes()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # ASCII: a drawn value may hold a lone surrogate, which UTF-8 cannot encode (JSON escapes it)
+    Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -40,6 +40,12 @@ class Limits:
     max_events: int = 10_000
     max_body_bytes: int = 65_536
     end_grace: float = 2.0
+    event_idle: float = 30.0
+    """Longest gap between two events once the first arrived: keep-alive comments
+    and pings extend ``idle`` but not this."""
+    max_recording_bytes: int = 64_000_000
+    """Most bytes one recording keeps (events as received and as text) and most
+    bytes it decompresses: a flood or a compression bomb ends it as too_large."""
     names: tuple[tuple[str, str], ...] = ()
     """The option a user set each bound with (``("idle", "--stream-timeout")``), so
     that a message names what the user knows; unnamed bounds read ``limits.NAME``."""
@@ -48,7 +54,8 @@ class Limits:
         """A bound for a message: ``10 s (--stream-timeout)`` or ``10000 events (limits.max_events)``."""
         value = getattr(self, name)
         unit = "events" if name == "max_events" else "bytes" if name.endswith("_bytes") else "s"
-        return f"{value:g} {unit} ({dict(self.names).get(name, f'limits.{name}')})"
+        shown = f"{value}" if isinstance(value, int) else f"{value:g}"
+        return f"{shown} {unit} ({dict(self.names).get(name, f'limits.{name}')})"
 
 
 @dataclass(slots=True)

@@ -150,6 +150,8 @@ def request_from_file(path: str, rule: str | None, index: int) -> Request:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")  # an event may hold a lone surrogate
     args = build_parser().parse_args(argv)
     if args.timeout <= 0:
         print("--timeout must be > 0", file=sys.stderr)

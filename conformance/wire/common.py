@@ -57,6 +57,10 @@ class Budget:
     t_start: float
     phase: str = "head"
     _fixed: float | None = None
+    _progress: float = 0.0
+    """perf_counter of the last complete line or message (restarts ``idle``)."""
+    _event: float = 0.0
+    """perf_counter of the last event (restarts ``event_idle``)."""
 
     @property
     def t_total(self) -> float:
@@ -71,13 +75,22 @@ class Budget:
             self._fixed = now + self.limits.first_event
         elif phase == "grace":
             self._fixed = now + self.limits.end_grace
-        else:  # idle: computed per read
+        else:  # idle: from the last progress and the last event
             self._fixed = None
+            self._progress = self._event = now
+
+    def progress(self, now: float | None = None) -> None:
+        """A complete line or message arrived: ``idle`` starts again."""
+        self._progress = time.perf_counter() if now is None else now
+
+    def event(self, now: float | None = None) -> None:
+        """An event arrived: ``idle`` and ``event_idle`` start again."""
+        self._progress = self._event = time.perf_counter() if now is None else now
 
     def deadline(self, now: float | None = None) -> float:
-        now = time.perf_counter() if now is None else now
-        d = self._fixed if self._fixed is not None else now + self.limits.idle
-        return min(d, self.t_total)
+        if self._fixed is not None:
+            return min(self._fixed, self.t_total)
+        return min(self._progress + self.limits.idle, self._event + self.limits.event_idle, self.t_total)
 
     def remaining(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now
@@ -91,7 +104,9 @@ class Budget:
         return {
             "head": f"no response head within {self.limits.describe('first_event')}",
             "first_event": f"no event within {self.limits.describe('first_event')} of the response head",
-            "idle": f"nothing received for {self.limits.describe('idle')}",
+            "idle": (f"no event for {self.limits.describe('event_idle')} (only comments or keep-alives)"
+                     if self._event + self.limits.event_idle <= self._progress + self.limits.idle
+                     else f"no complete line or message for {self.limits.describe('idle')}"),
             "grace": f"the server did not end the stream within {self.limits.describe('end_grace')}",
         }.get(self.phase, "timed out")
 

@@ -23,6 +23,7 @@ from conformance.recording import Limits, RecordedEvent, Recording, SSEDetail, S
 from conformance.request import Request
 
 from .common import Budget, parse_json, query_url, shell_line, tls_context
+from .decode import BoundedDecoder, UnsupportedEncoding
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
 from .tls import MemoryTLS
 from .transport import OnEvent, Transport, register
@@ -214,7 +215,7 @@ class SSETransport(Transport):
     def request_headers(self, request: Request) -> dict[str, str]:
         """The headers this transport sends for ``request`` (its own Accept and
         Last-Event-ID included): what a reproduction has to send."""
-        out = {"Accept": "text/event-stream"}
+        out = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
         out.update(request.header_map)
         if request.last_event_id is not None:
             out["Last-Event-ID"] = request.last_event_id
@@ -287,6 +288,8 @@ def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recor
         raise exc.args[0] from None
     except TooLarge as exc:
         rec.error_kind, rec.error = "too_large", str(exc)
+    except UnsupportedEncoding as exc:
+        rec.error_kind, rec.error = "protocol", str(exc)
     except _TooMany as exc:
         rec.error_kind, rec.error = "too_many", str(exc)
     except httpx.TimeoutException as exc:
@@ -302,6 +305,10 @@ class _TooMany(Exception):
     pass
 
 
+def _decoder(response: httpx.Response, limits: Limits) -> BoundedDecoder:
+    return BoundedDecoder(response.headers.get("content-encoding"), limits.max_recording_bytes)
+
+
 class _CallbackRaised(Exception):
     """Carries what ``on_event`` raised (args[0]) to the caller, untouched."""
 
@@ -311,12 +318,16 @@ def _read_body(response: httpx.Response, rec: Recording, budget: Budget, limits:
     budget.enter("idle")
     body = bytearray()
     rec.body = b""
+    decoder = _decoder(response, limits)
     try:
-        for chunk in response.iter_bytes():
-            room = limits.max_body_bytes - len(body)
-            body += chunk[:room]
-            if len(chunk) > room:
-                rec.body_truncated = True
+        for raw in response.iter_raw():
+            for chunk in decoder.feed(raw):
+                room = limits.max_body_bytes - len(body)
+                body += chunk[:room]
+                if len(chunk) > room:
+                    rec.body_truncated = True
+                    break
+            if rec.body_truncated:
                 break
     finally:
         rec.body = bytes(body)  # what came, even when the read then failed
@@ -335,9 +346,14 @@ def _read_events(
     splitter = LineSplitter(limits.max_event_bytes)
     assembler = MessageAssembler(limits.max_event_bytes)
     budget.enter("first_event", now=rec.t_headers)
+    decoder = _decoder(response, limits)
+    kept = 0
 
     def take(lines: list, t_perf: float, t_wall: float) -> bool:
         """Feed lines; True when the client is done (close_after reached)."""
+        nonlocal kept
+        if lines:
+            budget.progress(t_perf)
         for line in lines:
             msg = assembler.feed_line(line)
             if msg is None:
@@ -355,10 +371,15 @@ def _read_events(
                 t_wall=t_wall,
                 detail=SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines),
             )
+            kept += len(msg.raw) + 2 * len(msg.data or "")  # as received, as text, and parsed
+            if kept > limits.max_recording_bytes:
+                raise TooLarge(f"the events kept exceed {limits.describe('max_recording_bytes')}")
             rec.events.append(event)
             if rec.t_first_event is None:
                 rec.t_first_event = t_perf
                 budget.enter("idle")
+            elif budget.phase == "idle":
+                budget.event(t_perf)
             if on_event is not None:
                 try:
                     on_event(event)
@@ -371,11 +392,12 @@ def _read_events(
         return False
 
     try:
-        for chunk in response.iter_bytes():
-            if take(splitter.feed(chunk), time.perf_counter(), time.time()):
-                rec.client_closed = True
-                rec.t_end = time.perf_counter()
-                return  # the caller closes the response, mid-stream
+        for raw in response.iter_raw():
+            for chunk in decoder.feed(raw):
+                if take(splitter.feed(chunk), time.perf_counter(), time.time()):
+                    rec.client_closed = True
+                    rec.t_end = time.perf_counter()
+                    return  # the caller closes the response, mid-stream
         # end of the body: a held CR ends its line; an unterminated message is dropped
         take(splitter.flush(), time.perf_counter(), time.time())
         rec.t_end = time.perf_counter()

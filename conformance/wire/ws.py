@@ -35,6 +35,11 @@ from .tls import MemoryTLS
 from .transport import OnEvent, Transport, register
 from .wire import WireCounter, finish
 
+_MAX_QUEUE = 4
+"""Messages websockets may read ahead of the recorder (its default, 16, would let a
+flood hold 16 messages of ``max_event_bytes`` each beyond what the recording keeps)."""
+_MAX_HANDSHAKE_HEAD = 65_536
+"""Bytes allowed for a handshake reply's head, on top of ``Limits.max_body_bytes``."""
 _CLOSE_KINDS = {1002: "protocol", 1007: "protocol", 1009: "too_large"}
 """Close codes the *client* sends when the server broke the protocol."""
 
@@ -47,10 +52,24 @@ class _CountingSocket:
         self._counter = counter
         self.plaintext = True
         """False once TLS runs over this socket: its bytes are then ciphertext."""
+        self.reply_limit: int | None = None
+        """While set, the most bytes a handshake reply other than 101 may take (head
+        and body): websockets reads such a body to its end, however long."""
+        self.over: str | None = None
+        self._status_line = b""
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = self._sock.recv(bufsize, flags)
         self._counter.on_received(data, app=self.plaintext)
+        if self.reply_limit is not None:
+            if len(self._status_line) < 12:
+                self._status_line += data[: 12 - len(self._status_line)]
+            upgraded = self._status_line[9:12] == b"101" and self._counter.received.head is not None
+            if upgraded:
+                self.reply_limit = None  # frames follow: bounded by max_size and the recording's bytes
+            elif self._counter.bytes_received > self.reply_limit:
+                self.over = f"the handshake reply grew past {self.reply_limit} bytes without completing"
+                raise ConnectionAbortedError(self.over)
         return data
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
@@ -254,55 +273,12 @@ def _record(
         handshake_url = urllib.parse.urlunsplit(("ws", f"{host}:{port}", parts.path, parts.query, ""))
     sock.settimeout(None)
 
-    try:
-        # websockets <= 17 handshakes in connect(); later versions may do it in
-        # __enter__: both happen inside this try.
-        ws_cm = connect(
-            handshake_url,
-            sock=csock,
-            compression="deflate" if request.compression else None,
-            additional_headers=list(request.headers) or None,
-            open_timeout=budget.remaining(),
-            ping_interval=None,
-            close_timeout=max(0.001, min(limits.end_grace, budget.t_total - time.perf_counter())),
-            max_size=limits.max_event_bytes,
-            create_connection=_KeepEventsConnection,
-        )
-        ws = ws_cm.__enter__()
-    except InvalidStatus as exc:
-        _rejected(rec, exc, limits, counter)
-        sock.close()
-        return
-    except ValueError as exc:  # a redirect cannot be followed over our socket
-        sock.close()
-        if isinstance(exc.__cause__, InvalidStatus):
-            _rejected(rec, exc.__cause__, limits, counter)
-        else:  # e.g. a header value that is not Latin-1
-            rec.error_kind, rec.error = "connect", f"could not send the handshake: {type(exc).__name__}: {exc}"
-        return
-    except TimeoutError:
-        sock.close()
-        rec.error_kind, rec.error = "timeout", f"no handshake response within {limits.describe('first_event')}"
-        return
-    except InvalidMessage as exc:
-        sock.close()
-        cause = exc.__cause__
-        if isinstance(cause, EOFError) or "EOF" in str(cause or ""):
-            rec.error_kind, rec.error = "closed", f"the connection closed before a handshake response ({exc})"
-        else:
-            rec.error_kind, rec.error = "protocol", f"invalid handshake response: {exc}; {cause}"
-        return
-    except (InvalidHandshake, InvalidURI) as exc:
-        sock.close()
-        rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
-        return
-    except OSError as exc:
-        sock.close()
-        rec.error_kind, rec.error = "closed", f"{type(exc).__name__}: {exc}"
-        return
-    except Exception as exc:  # noqa: BLE001 - never raise for what a server sends
-        sock.close()
-        rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
+    reader = csock if isinstance(csock, _CountingSocket) else csock._csock
+    reader.reply_limit = limits.max_body_bytes + _MAX_HANDSHAKE_HEAD
+    ws_cm, ws = _handshake(rec, csock, sock, handshake_url, request, budget, limits, counter)
+    if ws is None:
+        if reader.over is not None:
+            rec.error_kind, rec.error = "too_large", reader.over
         return
 
     try:
@@ -315,7 +291,7 @@ def _record(
         if ws.request is not None:
             rec.sent_headers = list(ws.request.headers.raw_items())
         _read_frames(ws, rec, budget, limits, on_event)
-        if not rec.client_closed and rec.error_kind in ("timeout", "too_many"):
+        if not rec.client_closed and rec.error_kind in ("timeout", "too_many", "too_large"):
             # we stop reading: close from our side without waiting long for the reply
             ws.close_timeout = min(0.5, limits.end_grace)
             ws.close(1000)
@@ -325,6 +301,63 @@ def _record(
         except Exception:  # noqa: BLE001 - tearing down a connection that may be broken
             pass
         sock.close()
+
+
+def _handshake(rec: Recording, csock: Any, sock: socket.socket, handshake_url: str, request: Request, budget: Budget,
+               limits: Limits, counter: WireCounter) -> tuple[Any, Any]:
+    """Open the WebSocket (websockets' handshake over our socket): (context, connection),
+    or (None, None) with the recording saying why not."""
+    try:
+        # websockets <= 17 handshakes in connect(); later versions may do it in
+        # __enter__: both happen inside this try.
+        ws_cm = connect(
+            handshake_url,
+            sock=csock,
+            compression="deflate" if request.compression else None,
+            additional_headers=list(request.headers) or None,
+            open_timeout=budget.remaining(),
+            ping_interval=None,
+            close_timeout=max(0.001, min(limits.end_grace, budget.t_total - time.perf_counter())),
+            max_size=limits.max_event_bytes,
+            max_queue=_MAX_QUEUE,
+            create_connection=_KeepEventsConnection,
+        )
+        return ws_cm, ws_cm.__enter__()
+    except InvalidStatus as exc:
+        _rejected(rec, exc, limits, counter)
+        sock.close()
+        return None, None
+    except ValueError as exc:  # a redirect cannot be followed over our socket
+        sock.close()
+        if isinstance(exc.__cause__, InvalidStatus):
+            _rejected(rec, exc.__cause__, limits, counter)
+        else:  # e.g. a header value that is not Latin-1
+            rec.error_kind, rec.error = "connect", f"could not send the handshake: {type(exc).__name__}: {exc}"
+        return None, None
+    except TimeoutError:
+        sock.close()
+        rec.error_kind, rec.error = "timeout", f"no handshake response within {limits.describe('first_event')}"
+        return None, None
+    except InvalidMessage as exc:
+        sock.close()
+        cause = exc.__cause__
+        if isinstance(cause, EOFError) or "EOF" in str(cause or ""):
+            rec.error_kind, rec.error = "closed", f"the connection closed before a handshake response ({exc})"
+        else:
+            rec.error_kind, rec.error = "protocol", f"invalid handshake response: {exc}; {cause}"
+        return None, None
+    except (InvalidHandshake, InvalidURI) as exc:
+        sock.close()
+        rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
+        return None, None
+    except OSError as exc:
+        sock.close()
+        rec.error_kind, rec.error = "closed", f"{type(exc).__name__}: {exc}"
+        return None, None
+    except Exception as exc:  # noqa: BLE001 - never raise for what a server sends
+        sock.close()
+        rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
+        return None, None
 
 
 def _rejected(rec: Recording, exc: InvalidStatus, limits: Limits, counter: WireCounter) -> None:
@@ -348,6 +381,7 @@ def _read_frames(
     request = rec.request
     end_types = frozenset(request.end_types)
     pending = list(request.messages)
+    kept = 0
     budget.enter("first_event", now=rec.t_headers)
     _send_due(ws, rec, pending, 0, None)
     while True:
@@ -384,10 +418,17 @@ def _read_frames(
         data, err = parse_json(text)
         event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err, t_perf=t_perf,
                               t_wall=t_wall, detail=frame)
+        kept += len(raw) + 2 * len(text or "")  # as received, as text, and parsed
+        if kept > limits.max_recording_bytes:
+            rec.error_kind, rec.error = "too_large", f"the events kept exceed {limits.describe('max_recording_bytes')}"
+            rec.t_end = t_perf
+            return
         rec.events.append(event)
         if rec.t_first_event is None:
             rec.t_first_event = t_perf
             budget.enter("idle")
+        elif budget.phase == "idle":
+            budget.event(t_perf)
         if on_event is not None:
             on_event(event)
         n = len(rec.events)
