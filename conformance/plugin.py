@@ -288,13 +288,14 @@ class SuiteState:
         import threading
 
         def start() -> None:
-            try:
-                from reference_server.embedded import EmbeddedServer
-            except ImportError as exc:
+            missing = [m for m in ("fastapi", "uvicorn", "pandas") if importlib.util.find_spec(m) is None]
+            if missing:
                 self._start_error = pytest.UsageError(
-                    f"no --base-url given and the embedded reference server cannot start ({exc}); "
-                    "install agentstream[server] or give --base-url")
+                    f"no --base-url given, and the embedded reference server needs {', '.join(missing)}: "
+                    "install agentstream[server], or give --base-url")
                 return
+            from reference_server.embedded import EmbeddedServer
+
             server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
             self._server = server
             try:
