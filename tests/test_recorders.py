@@ -254,7 +254,7 @@ def test_sse_records_events_fields_and_timings(stub):
     assert rec.ok and rec.status == 200
     assert rec.header("content-type").startswith("text/event-stream")
     assert rec.request.header_map == {"X-Test": "1"}
-    assert SSE.request_headers(rec.request) == {"Accept": "text/event-stream", "X-Test": "1"}
+    assert SSE.request_headers(rec.request) == {"Accept": "text/event-stream", "Accept-Encoding": "identity", "X-Test": "1"}
     sent = dict(rec.sent_headers)
     assert sent["Accept"] == "text/event-stream" and sent["X-Test"] == "1" and sent["Host"] == f"127.0.0.1:{stub.port}"
     assert [e.type for e in rec.events] == ["start", "chain_of_thought", "chain_of_thought", "chain_of_thought", "stream_end"]
