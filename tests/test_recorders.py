@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -620,3 +621,24 @@ def test_reference_server_both_transports(request):
     assert sse.events[-1].type == ws.events[-1].type == "stream_end"
     assert ws.detail.close_code == 1000
     assert [e.type for e in sse.events] == [e.type for e in ws.events]
+
+
+def _fragmented(conn) -> None:
+    """One JSON event per message, each message sent in three frames (RFC 6455 fragmentation)."""
+    stubs.ws_accept(conn)
+    for event in ({"type": "start", "seq": 0}, {"type": "stream_end", "seq": 1}):
+        text = json.dumps(event).encode()
+        parts = [text[:5], text[5:9], text[9:]]
+        conn.sendall(bytes([0x01, len(parts[0])]) + parts[0])   # text, FIN=0
+        conn.sendall(bytes([0x00, len(parts[1])]) + parts[1])   # continuation, FIN=0
+        conn.sendall(bytes([0x80, len(parts[2])]) + parts[2])   # continuation, FIN=1
+    conn.sendall(stubs.ws_frame(struct.pack("!H", 1000), opcode=0x8))
+    stubs.wait_closed(conn, 2)
+
+
+def test_ws_fragmented_message_is_one_event():
+    """PROTOCOL 5: a message may arrive in several frames; it is one event."""
+    with raw_server(_fragmented) as srv:
+        rec = record_ws(srv.base_url + "/x", limits=FAST, end_types=("stream_end",))
+    assert [e.data for e in rec.events] == [{"type": "start", "seq": 0}, {"type": "stream_end", "seq": 1}], rec.error
+    assert rec.detail.close_code == 1000, (rec.error_kind, rec.error)

@@ -389,7 +389,11 @@ def _read_frames(
             message = _recv(ws, budget)
         except TimeoutError:
             rec.t_end = time.perf_counter()
-            sent = ws.protocol.close_sent
+            sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
+            if rcvd is not None:
+                # the server's close frame is in; only its TCP close is missing
+                rec.detail.close_frame_received, rec.detail.close_code, rec.detail.close_reason = True, rcvd.code, rcvd.reason
+                return
             if sent is not None and sent.code in _CLOSE_KINDS and not rec.client_closed:
                 # websockets failed the connection (bad frame, bad UTF-8, too big) and
                 # is still waiting for the server to close: that is the finding
