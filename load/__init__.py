@@ -1,4 +1,4 @@
-"""Load scenarios: what SSE and WebSocket streams cost, measured with Locust.
+"""Load scenarios: what the streams of each transport cost, measured with Locust.
 
 ``load.metrics`` (figures per stream, HdrHistograms, exact merges) and
 ``load.results`` (summary.json, docs/results-format.md) are pure and importable

@@ -13,8 +13,13 @@ gevent as a Locust worker does:
   byte counting, conformance validation, figures, HdrHistograms), and the same
   without validation (what ``--no-validate`` runs).
 
+The plain clients exist for the two bindings (``sse``, ``ws``), so every
+transport of the profile that follows one of them is measured; the request is
+the load run's own (``load.pipeline.request_for``: the profile's path, question
+parameter and terminal type).
+
 It prints events per second for both and their ratio, then the latency the
-harness adds: delivery latency (arrival wall clock - event ``ts``) seen by the
+harness adds: delivery latency (arrival wall clock - the event's timestamp) seen by the
 plain client and by the recorder, streams read one at a time from a paced server,
 and the CPU time the per-stream work after the last event (validation, figures,
 histograms) takes.
@@ -33,23 +38,34 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Callable  # noqa: E402
 
 import gevent  # noqa: E402
 import httpx  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
-from conformance.profile import load_profile  # noqa: E402
-from conformance.recorders.ws import ws_url  # noqa: E402
-from load.config import DEFAULT_QUESTION, ConfigError, LoadConfig, check_loopback  # noqa: E402
+from conformance.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile  # noqa: E402
+from conformance.request import Request  # noqa: E402
+from conformance.wire import ws_url  # noqa: E402
+from load.config import ConfigError, LoadConfig, check_loopback  # noqa: E402
 from load.metrics import RunAccumulator  # noqa: E402
-from load.pipeline import judge, record  # noqa: E402
+from load.pipeline import judge, record, request_for, transports_for  # noqa: E402
 
 
 _PLAIN_CLIENT: httpx.Client | None = None
 
 
-def plain_sse(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] | None) -> int:
+def _delivered(obj: object, profile: Profile, deliveries: list[float] | None) -> bool:
+    """Note the event's delivery latency; True when it is the stream's last event."""
+    if not isinstance(obj, dict):
+        return False
+    ts = obj.get(profile.timestamp_field) if profile.timestamp_field else None
+    if deliveries is not None and isinstance(ts, (int, float)):
+        deliveries.append(time.time() - ts)
+    return obj.get(profile.type_field) in profile.end_types
+
+
+def plain_sse(request: Request, cfg: LoadConfig, profile: Profile, deliveries: list[float] | None) -> int:
     """Read one SSE stream with httpx, parse each event's JSON; return the number of events.
 
     One shared client (building an httpx.Client loads the CA store: tens of ms),
@@ -60,23 +76,21 @@ def plain_sse(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] |
         _PLAIN_CLIENT = httpx.Client(timeout=cfg.stream_timeout_s, trust_env=False,
                                      limits=httpx.Limits(max_connections=1000, max_keepalive_connections=0))
     n = 0
-    with _PLAIN_CLIENT.stream("GET", cfg.host + cfg.sse_path, params=params,
+    with _PLAIN_CLIENT.stream("GET", request.url, params=request.params,
                               headers={"Accept": "text/event-stream"}) as resp:
         for line in resp.iter_lines():
             if line.startswith("data:"):
                 obj = json.loads(line[5:])
                 n += 1
-                if deliveries is not None and "ts" in obj:
-                    deliveries.append(time.time() - obj["ts"])
-                if obj.get("type") == "stream_end":
+                if _delivered(obj, profile, deliveries):
                     break
     return n
 
 
-def plain_ws(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] | None) -> int:
+def plain_ws(request: Request, cfg: LoadConfig, profile: Profile, deliveries: list[float] | None) -> int:
     """Read one WebSocket stream with websockets' sync client, parse each frame's JSON."""
     n = 0
-    with ws_connect(ws_url(cfg.host + cfg.ws_path, params), open_timeout=5, compression=None,
+    with ws_connect(ws_url(request.url, request.query), open_timeout=5, compression=None,
                     max_size=None) as ws:
         while True:
             try:
@@ -85,9 +99,7 @@ def plain_ws(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] | 
                 break
             obj = json.loads(text)
             n += 1
-            if deliveries is not None and "ts" in obj:
-                deliveries.append(time.time() - obj["ts"])
-            if obj.get("type") == "stream_end":
+            if _delivered(obj, profile, deliveries):
                 # Wait for the server's close, as the recorder does.
                 try:
                     ws.recv(timeout=2)
@@ -98,22 +110,33 @@ def plain_ws(cfg: LoadConfig, params: dict[str, str], deliveries: list[float] | 
 
 
 PLAIN: dict[str, Callable[..., int]] = {"sse": plain_sse, "ws": plain_ws}
+"""Binding -> the bare client of that binding."""
+
+
+class Plain:
+    """The bare client of a transport's binding, called like :class:`Measured`."""
+
+    def __init__(self, profile: Profile, question: str) -> None:
+        self.profile, self.question = profile, question
+
+    def __call__(self, transport: str, cfg: LoadConfig, deliveries: list[float] | None) -> int:
+        request = request_for(transport, cfg, self.profile, self.question)
+        return PLAIN[self.profile.transports[transport].binding](request, cfg, self.profile, deliveries)
 
 
 class Measured:
-    """The load path: recorder + validator + figures + accumulator (what a Locust user does)."""
+    """The load path: recorder + rules + figures + accumulator (what a Locust user does)."""
 
-    def __init__(self, profile: Any) -> None:
-        self.profile = profile
+    def __init__(self, profile: Profile, question: str, *, validate: bool = True) -> None:
+        self.profile, self.question, self.validate = profile, question, validate
         self.run = RunAccumulator()
         self.post_s: list[float] = []
         """CPU time of the per-stream work after the stream ended."""
 
-    def __call__(self, transport: str, cfg: LoadConfig, params: dict[str, str],
-                 deliveries: list[float] | None) -> int:
-        rec = record(transport, cfg, params)
+    def __call__(self, transport: str, cfg: LoadConfig, deliveries: list[float] | None) -> int:
+        rec = record(request_for(transport, cfg, self.profile, self.question), cfg)
         t0 = time.perf_counter()
-        fig = judge(rec, self.profile)
+        fig = judge(rec, self.profile, validate=self.validate)
         self.run.add_stream(fig)
         self.post_s.append(time.perf_counter() - t0)
         if rec.error_kind is not None or fig.rules:
@@ -123,7 +146,7 @@ class Measured:
         return fig.events
 
 
-def throughput(fn: Callable[..., int], transport: str, cfg: LoadConfig, params: dict[str, str],
+def throughput(fn: Callable[..., int], transport: str, cfg: LoadConfig,
                concurrency: int, seconds: float) -> tuple[float, int, int, float]:
     """(events per second, events, streams, this process's CPU %) with ``concurrency`` greenlets for ``seconds``."""
     counts = [0, 0]
@@ -132,7 +155,7 @@ def throughput(fn: Callable[..., int], transport: str, cfg: LoadConfig, params: 
 
     def loop() -> None:
         while time.perf_counter() < deadline:
-            n = fn(transport, cfg, params, None)  # yields to the other greenlets: add after
+            n = fn(transport, cfg, None)  # yields to the other greenlets: add after
             counts[0] += n
             counts[1] += 1
 
@@ -143,7 +166,7 @@ def throughput(fn: Callable[..., int], transport: str, cfg: LoadConfig, params: 
     return counts[0] / elapsed, counts[0], counts[1], 100.0 * (time.process_time() - cpu0) / elapsed
 
 
-def latency(fns: list[Callable[..., int]], transport: str, cfg: LoadConfig, params: dict[str, str],
+def latency(fns: list[Callable[..., int]], transport: str, cfg: LoadConfig,
             streams: int) -> list[list[float]]:
     """Delivery latencies (s) per client, ``streams`` streams each, read one at a time.
 
@@ -153,7 +176,7 @@ def latency(fns: list[Callable[..., int]], transport: str, cfg: LoadConfig, para
     out: list[list[float]] = [[] for _ in fns]
     for _ in range(streams):
         for fn, values in zip(fns, out):
-            fn(transport, cfg, params, values)
+            fn(transport, cfg, values)
     return out
 
 
@@ -176,14 +199,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
     ap.add_argument("--concurrency", type=int, default=8, help="concurrent streams in the throughput runs")
     ap.add_argument("--latency-streams", type=int, default=20, help="streams per latency run")
-    ap.add_argument("--question", default=DEFAULT_QUESTION)
-    ap.add_argument("--transports", default="sse,ws")
+    ap.add_argument("--profile", default=DEFAULT_PROFILE, help="profile name or path (default %(default)s)")
+    ap.add_argument("--question", default=None, help="question to ask (default: the profile's first sample question)")
+    ap.add_argument("--transports", default=None,
+                    help="comma-separated transports (default: every transport of the profile with a plain client)")
     args = ap.parse_args(argv)
     if args.seconds <= 0 or args.concurrency < 1 or args.latency_streams < 1:
         ap.error("--seconds, --concurrency and --latency-streams must be positive")
-    transports = [t for t in args.transports.split(",") if t]
-    if any(t not in ("sse", "ws") for t in transports):
-        ap.error("--transports: sse and/or ws")
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as e:
+        ap.error(f"--profile: {e}")
+    benchable = [t for t in transports_for(profile) if profile.transports[t].binding in PLAIN]
+    transports = [t for t in args.transports.split(",") if t] if args.transports else benchable
+    if not transports or any(t not in benchable for t in transports):
+        ap.error(f"--transports: one or more of {', '.join(benchable)}")
+    question = args.question or profile.sample_questions[0]
 
     with ExitStack() as stack:
         host, lat_host = args.host, args.latency_host or args.host
@@ -200,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             print(f"bench_harness: {e}", file=sys.stderr)
             return 2
-        params = {"question": args.question}
-        measured = Measured(load_profile(cfg.profile))
-        unvalidated = Measured(None)  # what --no-validate runs
+        plain = Plain(profile, question)
+        measured = Measured(profile, question)
+        unvalidated = Measured(profile, question, validate=False)  # what --no-validate runs
         print(f"# harness benchmark: throughput against {host} ({args.concurrency} concurrent streams x "
               f"{args.seconds:g} s per run), latency against {lat_host}; one process (gevent), "
               f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
@@ -210,15 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for t in transports:
             # warm up both paths (imports, connection set-up, caches)
-            PLAIN[t](cfg, params, None)
-            measured(t, cfg, params, None)
-            plain_rate, plain_events, plain_streams, plain_cpu = throughput(
-                lambda tr, c, p, d: PLAIN[tr](c, p, d), t, cfg, params, args.concurrency, args.seconds)
-            meas_rate, meas_events, meas_streams, meas_cpu = throughput(measured, t, cfg, params, args.concurrency,
+            plain(t, cfg, None)
+            measured(t, cfg, None)
+            plain_rate, plain_events, plain_streams, plain_cpu = throughput(plain, t, cfg, args.concurrency,
+                                                                            args.seconds)
+            meas_rate, meas_events, meas_streams, meas_cpu = throughput(measured, t, cfg, args.concurrency,
                                                                         args.seconds)
-            nv_rate, _, _, nv_cpu = throughput(unvalidated, t, cfg, params, args.concurrency, args.seconds)
-            plain_lat, meas_lat = latency([lambda tr, c, p, d: PLAIN[tr](c, p, d), measured], t, lat_cfg, params,
-                                          args.latency_streams)
+            nv_rate, _, _, nv_cpu = throughput(unvalidated, t, cfg, args.concurrency, args.seconds)
+            plain_lat, meas_lat = latency([plain, measured], t, lat_cfg, args.latency_streams)
             post = measured.post_s[-args.latency_streams:]
             events_per_stream = meas_events / max(1, meas_streams)
             rows.append((t, plain_rate, meas_rate, plain_streams, meas_streams, plain_lat, meas_lat, post,

@@ -4,6 +4,10 @@ Locust hands custom arguments to workers and to its web UI as strings or lists,
 so :func:`load_config` accepts either form and turns them into a
 :class:`LoadConfig`, raising :class:`ConfigError` (a clear message, no traceback)
 on bad input. The host check is here too: this tool only ever talks to loopback.
+
+What a stream request looks like (the paths, the question parameter, the
+terminal type) is the profile's; the options only override it, and
+:func:`check_against_profile` holds them against the profile once it is loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-DEFAULT_QUESTION = "How many incidents did each service have?"
+from conformance.profile import BINDINGS, DEFAULT_PROFILE
+
+COMPRESSION_BINDING = "ws"
+"""``--ws-compression`` offers permessage-deflate on the transports of this binding."""
 
 
 class ConfigError(ValueError):
@@ -25,15 +32,18 @@ def add_arguments(parser: Any) -> None:
     """Register the custom options on Locust's parser (``init_command_line_parser``)."""
     g = parser.add_argument_group("agentstream", "agent-stream load scenarios (load/README in the project README)")
     g.add_argument("--question", action="append", default=None, metavar="TEXT",
-                   help="Question to ask (repeatable; streams cycle through them).")
+                   help="Question to ask (repeatable; streams cycle through them). Default: the profile's "
+                        "first sample question, the same on every transport.")
     g.add_argument("--questions-file", default="", metavar="PATH",
                    help="File with one question per line (blank lines and lines starting with # skipped).")
     g.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
                    help="Extra query parameter on every stream request (repeatable), e.g. dataset=sales.")
-    g.add_argument("--sse-path", default="/agent/stream", help="Path of the SSE endpoint.")
-    g.add_argument("--ws-path", default="/ws/agent/stream", help="Path of the WebSocket endpoint.")
+    for binding in BINDINGS:
+        g.add_argument(f"--{binding}-path", default=None, metavar="PATH",
+                       help=f"Path of the endpoint of every transport of the {binding} binding "
+                            "(default: the profile's transports.NAME.path).")
     g.add_argument("--ws-compression", action="store_true", default=False,
-                   help="Offer permessage-deflate on WebSocket streams.")
+                   help=f"Offer permessage-deflate on the streams of the {COMPRESSION_BINDING} binding.")
     g.add_argument("--pace", type=float, default=0.0, metavar="SECONDS",
                    help="Pause of each user between two streams, in seconds.")
     g.add_argument("--results-dir", default="results", metavar="DIR",
@@ -44,8 +54,10 @@ def add_arguments(parser: Any) -> None:
                    help="Do not run the conformance validator on each stream (saves CPU).")
     g.add_argument("--stream-log", action="store_true", default=False,
                    help="Also write one JSON line per stream to RESULTS_DIR/streams/<node>.jsonl.")
-    g.add_argument("--profile-name", default="agent-stream/1", metavar="NAME_OR_PATH",
-                   help="Conformance profile used to validate the streams.")
+    g.add_argument("--profile-name", default=DEFAULT_PROFILE, metavar="NAME_OR_PATH",
+                   help="Protocol profile: the transports, paths, question parameter and terminal event type "
+                        "of the requests, the timestamp field of delivery latency, and the rules each stream "
+                        "is validated against.")
     g.add_argument("--steps", default="1,10,50,100", metavar="N,N,...",
                    help="User levels of a concurrency sweep (only with -f load/sweep.py).")
     g.add_argument("--step-time", type=float, default=30.0, metavar="SECONDS",
@@ -57,17 +69,19 @@ class LoadConfig:
     """What every user needs to know to run its streams (plain data)."""
 
     host: str
-    questions: list[str] = field(default_factory=lambda: [DEFAULT_QUESTION])
+    questions: list[str] = field(default_factory=list)
+    """The questions to cycle through; empty: the profile's first sample question."""
     params: dict[str, str] = field(default_factory=dict)
-    sse_path: str = "/agent/stream"
-    ws_path: str = "/ws/agent/stream"
+    paths: dict[str, str] = field(default_factory=dict)
+    """Binding -> endpoint path the user gave (``--sse-path``), overriding the
+    profile's path of every transport of that binding."""
     ws_compression: bool = False
     pace_s: float = 0.0
     results_dir: str = "results"
     stream_timeout_s: float = 60.0
     validate: bool = True
     stream_log: bool = False
-    profile: str = "agent-stream/1"
+    profile: str = DEFAULT_PROFILE
     steps: list[int] = field(default_factory=lambda: [1, 10, 50, 100])
     step_time_s: float = 30.0
 
@@ -141,18 +155,18 @@ def load_config(options: Any, host: str | None) -> LoadConfig:
         key, sep, value = item.strip().partition("=")
         if not sep or not key:
             raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. dataset=sales")
-        if key == "question":
-            raise ConfigError("--param question=...: use --question instead")
         params[key] = value
     cfg.params = params
 
-    cfg.sse_path = _path(get("sse_path", cfg.sse_path), "--sse-path")
-    cfg.ws_path = _path(get("ws_path", cfg.ws_path), "--ws-path")
+    for binding in BINDINGS:
+        given = get(f"{binding}_path")
+        if given:
+            cfg.paths[binding] = _path(given, f"--{binding}-path")
     cfg.ws_compression = bool(get("ws_compression", False))
     cfg.results_dir = str(get("results_dir") or "results")
     cfg.validate = not bool(get("no_validate", False))
     cfg.stream_log = bool(get("stream_log", False))
-    cfg.profile = str(get("profile_name") or "agent-stream/1")
+    cfg.profile = str(get("profile_name") or DEFAULT_PROFILE)
 
     for name, attr, low in (("--pace", "pace_s", 0.0), ("--stream-timeout", "stream_timeout_s", 0.001),
                             ("--step-time", "step_time_s", 0.001)):
@@ -188,3 +202,24 @@ def parse_steps(value: Any) -> list[int]:
     if not levels:
         raise ConfigError("--steps: give at least one level, e.g. 1,10,50,100")
     return levels
+
+
+def check_against_profile(cfg: LoadConfig, profile: Any) -> None:
+    """Raise ConfigError when an option contradicts the profile: ``--param`` may
+    not set the question parameter (``--question`` does), and a path override
+    must name a binding the profile's transports follow."""
+    question = profile.question_param
+    if question in cfg.params:
+        raise ConfigError(f"--param {question}=...: use --question instead ({question!r} is the profile's "
+                          "question parameter)")
+    bindings = {section.binding for section in profile.transports.values()}
+    for binding in cfg.paths:
+        if binding not in bindings:
+            raise ConfigError(f"--{binding}-path: profile {profile.name!r} has no transport of the {binding} binding")
+
+
+def questions_for(cfg: LoadConfig, profile: Any) -> list[str]:
+    """The questions the streams cycle through: the user's, else the profile's first
+    sample question (one question, so that every transport streams the same answer
+    and the figures compare like for like)."""
+    return list(cfg.questions) or [profile.sample_questions[0]]

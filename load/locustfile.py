@@ -1,14 +1,19 @@
-"""Locust scenarios: an SSE user and a WebSocket user, measured at microsecond resolution.
+"""Locust scenarios: one user class per transport, measured at microsecond resolution.
 
     locust -f load/locustfile.py --host http://127.0.0.1:8000            # web UI
     locust -f load/locustfile.py --host http://127.0.0.1:8000 --headless -u 4 -r 4 -t 30s
     locust -f load/locustfile.py --host ... WSUser                       # one transport
     python -m load --headless -u 4 -r 4 -t 30s                            # embedded reference server
 
-Each user runs one stream after another (``--pace`` seconds apart) through the
-project's recorders (``conformance.recorders``: the only client in the project),
-validates it with the conformance validator, turns it into figures
-(``load.metrics``) and feeds them to HdrHistograms per transport and metric.
+The user classes are made from the transport registry (``conformance.wire``):
+``SSEUser`` for ``sse``, ``WSUser`` for ``ws``, ``NAMEUser`` for a plug-in
+transport registered before this file is imported; a run uses those the profile
+(``--profile-name``) defines. Each user runs one stream after another (``--pace``
+seconds apart) through its transport (the only client in the project), with the
+request the profile describes (path, question parameter, terminal type), checks
+it against the profile's per-stream rules (``conformance.rules.check_stream``),
+turns it into figures (``load.metrics``) and feeds them to HdrHistograms per
+transport and metric.
 Locust's own statistics get one row per stream phase (connect, first event,
 stream) through ``events.request.fire``; a stream that breaks a MUST rule is a
 Locust failure whose message names the rule IDs.
@@ -28,11 +33,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 import locust.stats
@@ -40,9 +47,12 @@ from locust import User, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
-from load.config import ConfigError, LoadConfig, add_arguments, load_config
+from conformance.contracts import ErrorKind
+from conformance.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
+from conformance.wire import TRANSPORTS, Transport
+from load.config import ConfigError, LoadConfig, add_arguments, check_against_profile, load_config, questions_for
 from load.metrics import CpuStats, RunAccumulator, StreamFigures, fine_bucket
-from load.pipeline import measure_stream
+from load.pipeline import backoff, measure_stream, path_for, transports_for
 from load.results import build_summary, print_brief, safe_name, write_results, write_summary_dir
 
 log = logging.getLogger("agentstream.load")
@@ -68,7 +78,8 @@ class _RunState:
 
     def reset(self) -> None:
         self.config: LoadConfig | None = None
-        self.profile: Any = None
+        self.profile: Profile | None = None
+        self.questions: list[str] = []
         self.run = RunAccumulator()
         self.cpu = CpuStats()
         self.started_wall = time.time()
@@ -107,35 +118,43 @@ class _StreamUser(User):
     """One client that asks questions one after another over one transport."""
 
     abstract = True
-    transport = "sse"
-    request_type = "SSE"
+    transport: str
+    """The registry name of the transport this class streams over."""
+    request_type: str
+    """Locust's request type column."""
 
     backoff_s = 0.1
-    """Least pause after a stream that could not connect, so that a dead server
-    does not turn the users into a busy loop that saturates the CPU."""
+    """Pause after the first stream in a row that could not connect; it doubles with
+    each further one up to ``backoff_max_s``, so that a dead server does not turn
+    the users into a busy loop that saturates the CPU."""
+    backoff_max_s = 2.0
 
-    _last_failed_connect = False
+    _failed_connects = 0
+    """Streams in a row that could not connect (each is still counted as an error)."""
 
     def wait_time(self) -> float:
         pace = STATE.config.pace_s if STATE.config else 0.0
-        return max(pace, self.backoff_s) if self._last_failed_connect else pace
+        return max(pace, backoff(self._failed_connects, self.backoff_s, self.backoff_max_s))
 
     @task
     def stream(self) -> None:
-        cfg = STATE.config
-        if cfg is None:
+        cfg, profile = STATE.config, STATE.profile
+        if cfg is None or profile is None:
             raise StopUser()
-        question = cfg.questions[next(STATE.counter) % len(cfg.questions)]
-        params = {**cfg.params, "question": question}
+        if self.transport not in profile.transports:
+            log.warning("%s: profile %r defines no transport %r; this user stops", type(self).__name__,
+                        profile.name, self.transport)
+            raise StopUser()
+        question = STATE.questions[next(STATE.counter) % len(STATE.questions)]
         level = STATE.level
-        _, fig = measure_stream(self.transport, cfg, params, STATE.profile if cfg.validate else None)
-        self._last_failed_connect = fig.error_kind == "connect"
+        rec, fig = measure_stream(self.transport, cfg, profile, question, validate=cfg.validate)
+        self._failed_connects = self._failed_connects + 1 if fig.error_kind == ErrorKind.CONNECT else 0
         STATE.run.add_stream(fig, level)
         if STATE.stream_log is not None:
             row = fig.as_dict()
             row.update(level=level, question=question)
             STATE.stream_log.write(json.dumps(row) + "\n")
-        self._fire(fig, cfg.sse_path if self.transport == "sse" else cfg.ws_path)
+        self._fire(fig, urlsplit(rec.url).path)
 
     def _fire(self, fig: StreamFigures, name: str) -> None:
         fire = self.environment.events.request.fire
@@ -154,18 +173,25 @@ class StreamFailure(Exception):
     """A stream that failed: transport error kind, or the MUST rule IDs it broke."""
 
 
-class SSEUser(_StreamUser):
-    """Streams over Server-Sent Events (GET SSE_PATH with Accept: text/event-stream)."""
+def user_class_name(transport: str) -> str:
+    """``sse`` -> ``SSEUser``, ``ws`` -> ``WSUser``, ``sse-h2`` -> ``SSE_H2User``:
+    the name to give Locust on its command line to run one transport alone."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", transport).upper() + "User"
 
-    transport = "sse"
-    request_type = "SSE"
+
+def user_class(transport: Transport) -> type[_StreamUser]:
+    """A Locust user class that streams over ``transport``."""
+    name = user_class_name(transport.name)
+    doc = (f"Streams over {transport.label} (transport {transport.name!r}, {transport.binding} binding), "
+           "at the profile's path for it.")
+    return type(name, (_StreamUser,), {"__doc__": doc, "__module__": __name__, "abstract": False,
+                                       "transport": transport.name,
+                                       "request_type": transport.name.upper()})
 
 
-class WSUser(_StreamUser):
-    """Streams over a WebSocket (WS_PATH, one JSON event per text frame)."""
-
-    transport = "ws"
-    request_type = "WS"
+USER_CLASSES: dict[str, type[_StreamUser]] = {user_class_name(t.name): user_class(t) for t in TRANSPORTS.values()}
+"""Class name -> user class, one per registered transport, in the registry's order."""
+globals().update(USER_CLASSES)  # Locust finds user classes among the module's names
 
 
 # --------------------------------------------------------------------------- hooks
@@ -182,6 +208,22 @@ def _fatal(environment: Any, message: str) -> None:
     environment.process_exit_code = 2
 
 
+def select_user_classes(user_classes: list[Any], profile: Profile, chosen: list[str] | None) -> list[Any]:
+    """The user classes of a run: those whose transport the profile defines.
+    ConfigError when the user named a class the profile has no transport for, or
+    when none is left."""
+    keep = [c for c in user_classes if getattr(c, "transport", None) in profile.transports]
+    dropped = sorted(c.__name__ for c in user_classes if c not in keep)
+    if chosen and dropped:
+        raise ConfigError(f"{', '.join(dropped)}: profile {profile.name!r} defines no such transport "
+                          f"(its transports: {', '.join(profile.transports)})")
+    if not keep:
+        known = ", ".join(user_class_name(t) for t in transports_for(profile)) or "none"
+        raise ConfigError(f"no user class streams over a transport of profile {profile.name!r} "
+                          f"(its user classes: {known})")
+    return keep
+
+
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
     locust.stats.bucket_response_time = fine_bucket
@@ -189,14 +231,25 @@ def _on_init(environment: Any, **_: Any) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     runner = environment.runner
     opts = environment.parsed_options
-    # Refuse a bad --host before anything starts (workers learn the host later).
+    # Refuse a bad --host or --profile-name before anything starts (workers learn
+    # the host later), and run only the users of the profile's transports.
     if opts is not None and not isinstance(runner, WorkerRunner):
         try:
-            load_config(opts, environment.host)
+            cfg = load_config(opts, environment.host)
         except ConfigError as e:
             if environment.host or getattr(opts, "headless", False):
                 sys.stderr.write(f"agentstream: {e}\n")
                 sys.exit(2)
+            cfg = None
+        try:
+            profile = load_profile(cfg.profile if cfg else getattr(opts, "profile_name", None) or DEFAULT_PROFILE)
+            if cfg is not None:
+                check_against_profile(cfg, profile)
+            environment.user_classes[:] = select_user_classes(list(environment.user_classes), profile,
+                                                              getattr(opts, "user_classes", None))
+        except (ProfileError, ConfigError) as e:
+            sys.stderr.write(f"agentstream: {e}\n")
+            sys.exit(2)
     # Streams still running when the test stops are let finish (bounded by
     # --stream-timeout) unless --stop-timeout says otherwise: killing them would
     # drop exactly the longest streams from the figures.
@@ -228,10 +281,9 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         STATE.run_id = str(getattr(opts, "agentstream_run_id", "") or "")
     try:
         STATE.config = load_config(opts, environment.host)
-        if STATE.config.validate and not isinstance(runner, MasterRunner):
-            from conformance.profile import load_profile
-
-            STATE.profile = load_profile(STATE.config.profile)
+        STATE.profile = load_profile(STATE.config.profile)
+        check_against_profile(STATE.config, STATE.profile)
+        STATE.questions = questions_for(STATE.config, STATE.profile)
     except Exception as e:  # ConfigError, ProfileError: a clear message and no test
         STATE.config = None
         _fatal(environment, str(e))
@@ -310,8 +362,8 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
 
 
 def _config_record(environment: Any, workers: int) -> dict[str, Any]:
-    cfg = STATE.config
-    assert cfg is not None
+    cfg, profile = STATE.config, STATE.profile
+    assert cfg is not None and profile is not None
     opts = environment.parsed_options
     shape = environment.shape_class
     sweep = shape is not None and type(shape).__name__ == "StepShape"
@@ -322,7 +374,10 @@ def _config_record(environment: Any, workers: int) -> dict[str, Any]:
         "run_time_s": getattr(opts, "run_time", None),
         "shape": "step" if sweep else ("custom" if shape is not None else "constant"),
         "steps": cfg.steps if sweep else None, "step_time_s": cfg.step_time_s if sweep else None,
-        "questions": cfg.questions, "params": cfg.params, "sse_path": cfg.sse_path, "ws_path": cfg.ws_path,
+        "questions": STATE.questions, "params": cfg.params,
+        "paths": {t: path_for(t, cfg, profile) for t in transports_for(profile)},
+        "question_param": profile.question_param, "end_types": list(profile.end_types),
+        "timestamp_field": profile.timestamp_field, "parity": [list(p) for p in profile.parity],
         "ws_compression": cfg.ws_compression, "pace_s": cfg.pace_s, "stream_timeout_s": cfg.stream_timeout_s,
         "validate": cfg.validate, "profile": cfg.profile, "user_classes": sorted(user_classes),
         "workers": workers, "results_dir": cfg.results_dir,
@@ -350,6 +405,7 @@ def _write_run(environment: Any) -> None:
     summary = write_results(
         cfg.results_dir, run, config=_config_record(environment, workers), started_wall=STATE.started_wall,
         duration_s=(STATE.stopped_wall or time.time()) - STATE.started_wall, cpu=cpu, levels=levels, extra=extra,
+        order=_order(),
     )
     print_brief(summary)
     sys.stderr.write(f"[agentstream] results written to {Path(cfg.results_dir).resolve()}\n")
@@ -368,8 +424,14 @@ def _write_worker_part(environment: Any) -> None:
     transports = STATE.run.total()
     summary = build_summary(transports, config=_config_record(environment, 1), started_wall=STATE.started_wall,
                             duration_s=(STATE.stopped_wall or time.time()) - STATE.started_wall, cpu=[STATE.cpu],
-                            extra={"node": name, "run_id": STATE.run_id})
+                            extra={"node": name, "run_id": STATE.run_id}, order=_order())
     write_summary_dir(Path(cfg.results_dir) / "workers" / name, transports, summary, STATE.started_wall)
+
+
+def _order() -> list[str]:
+    """The transports in the profile's order: the results list them so (the first is
+    the reports' reference)."""
+    return transports_for(STATE.profile) if STATE.profile is not None else []
 
 
 def _payload() -> dict[str, Any]:

@@ -9,8 +9,11 @@ and metric. HdrHistograms merge exactly (counts add bucket by bucket), which is
 what makes distributed runs honest: workers ship their encoded histograms, the
 master adds them, and any percentile can be recomputed later from the files.
 
-Nothing here does I/O; the Locust layer (``load.locustfile``) and the results
-writer (``load.results``) call into it.
+Which metrics there are, their units and histogram scales are the registry's
+(:data:`conformance.contracts.METRICS`); how each is computed from a recording is
+here (:func:`stream_figures`). Whether a recording is a complete stream is its
+transport's call (``Transport.incomplete``). Nothing here does I/O; the Locust
+layer (``load.locustfile``) and the results writer (``load.results``) call into it.
 """
 
 from __future__ import annotations
@@ -22,33 +25,20 @@ from typing import Any, Iterable, Mapping
 
 from hdrh.histogram import HdrHistogram
 
+from conformance.contracts import HDR_DIGITS, HDR_HIGHEST, HDR_LOWEST, PERCENTILES, RECORDED, ErrorKind
 from conformance.recording import Recording
+from conformance.wire import get as get_transport
 
-# HdrHistogram range: 1 µs .. 1 hour, 3 significant digits (0.1 % error).
-HDR_LOWEST = 1
-HDR_HIGHEST = 3_600_000_000
-HDR_DIGITS = 3
+METRICS: tuple[str, ...] = tuple(m.name for m in RECORDED)
+"""The names of the recorded metrics (the registry's), in summary.json's order."""
 
-TRANSPORTS = ("sse", "ws")
-TIME_METRICS = ("connect", "ttfe", "gap", "delivery", "duration")
-COUNT_METRICS = ("events_per_stream", "events_per_s")
-METRICS = TIME_METRICS + COUNT_METRICS
-
-# What one histogram unit is worth, per metric: time metrics in microseconds,
-# events per stream as a count, events per second in thousandths (HDR holds
-# integers only).
-UNITS: dict[str, str] = {**{m: "us" for m in TIME_METRICS}, "events_per_stream": "1", "events_per_s": "0.001/s"}
-_SCALE: dict[str, float] = {**{m: 1000.0 for m in TIME_METRICS}, "events_per_stream": 1.0, "events_per_s": 1000.0}
-"""Divide histogram values by this to get the unit shown in summary.json
-(milliseconds for time metrics, events, events per second)."""
-
-PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9),
-)
+UNITS: dict[str, str] = {m.name: m.hdr_unit for m in RECORDED if m.hdr_unit is not None}
+"""What one histogram value is worth, per metric (``summary.units.histograms``)."""
 
 BYTE_FIELDS = ("wire_in", "wire_out", "payload", "head_in", "head_out")
 
-OK_STATUS = {"sse": (200,), "ws": (101,)}
+ERROR_KINDS: tuple[str, ...] = tuple(k.value for k in ErrorKind)
+"""Every error kind, each counted (0 included) in ``errors`` of a summary."""
 
 
 def new_histogram() -> HdrHistogram:
@@ -71,9 +61,8 @@ class StreamFigures:
     started_wall: float
     """``time.time()`` at the request start."""
     error_kind: str | None = None
-    """None for a complete stream; else the recorder's ``error_kind`` ('connect',
-    'timeout', 'closed', 'protocol', 'too_large', 'too_many'), 'status' (not 200 /
-    handshake refused) or 'close' (WS close code other than 1000)."""
+    """None for a complete stream; else an :class:`~conformance.contracts.ErrorKind`
+    value, as the stream's transport classified it (``Transport.incomplete``)."""
     error: str | None = None
     rules: list[str] = field(default_factory=list)
     """IDs of the MUST rules the stream breaks (each once)."""
@@ -84,8 +73,9 @@ class StreamFigures:
     duration_us: int | None = None
     gaps_us: list[int] = field(default_factory=list)
     delivery_us: list[int] = field(default_factory=list)
-    """Arrival wall clock minus ``ts``, for every event that carries a numeric ``ts``
-    (negative values are clamped to 0 and counted in ``delivery_negative``)."""
+    """Arrival wall clock minus the event's timestamp (the profile's
+    ``timestamp_field``), for every event that carries a numeric one (negative
+    values are clamped to 0 and counted in ``delivery_negative``)."""
     delivery_negative: int = 0
     events: int = 0
     events_per_s: float | None = None
@@ -137,9 +127,9 @@ class StreamFigures:
         }
 
 
-def _event_ts(data: Any) -> float | None:
-    if isinstance(data, dict):
-        ts = data.get("ts")
+def _event_ts(data: Any, timestamp_field: str | None) -> float | None:
+    if timestamp_field is not None and isinstance(data, dict):
+        ts = data.get(timestamp_field)
         if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
             return float(ts)
     return None
@@ -148,28 +138,22 @@ def _event_ts(data: Any) -> float | None:
 def classify_error(rec: Recording) -> tuple[str | None, str | None]:
     """(error kind, message) of a stream, or (None, None) when it is a complete stream.
 
-    The recorder's own ``error_kind`` first; then an answer that is not a stream
-    ('status': not 200, a refused handshake, or an SSE answer that is not
-    ``text/event-stream``), then a WebSocket closed with a code other than 1000
-    ('close').
+    The stream's transport decides (``Transport.incomplete``: its recorder's own
+    error, an answer that is no stream, an abnormal end), so that the load figures
+    and the suite call the same stream by the same name.
     """
-    if rec.error_kind is not None:
-        return rec.error_kind, rec.error
-    if rec.status not in OK_STATUS.get(rec.transport, (200,)):
-        return "status", (f"status {rec.status}" if rec.status is not None else "no response status")
-    if rec.transport == "sse" and rec.body is not None:
-        return "status", f"the answer is not an event stream (Content-Type {rec.header('content-type')!r})"
-    if rec.transport == "ws" and not rec.client_closed and rec.close_code not in (1000, None):
-        return "close", f"close code {rec.close_code}"
-    return None, None
+    problem = get_transport(rec.transport).incomplete(rec)
+    return (None, None) if problem is None else problem
 
 
-def stream_figures(rec: Recording, findings: Iterable[Any] = ()) -> StreamFigures:
-    """Turn one recording (and the validator's findings on it) into figures.
+def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_field: str | None) -> StreamFigures:
+    """Turn one recording (and the rules' findings on it) into figures.
 
     Pure: everything comes from the recorder's fields, measured at the socket
     (bytes) and with ``perf_counter`` (intervals); delivery latency is the only
-    figure that uses the wall clock, against the server's ``ts``.
+    figure that uses the wall clock, against the server's timestamp in
+    ``timestamp_field`` (the profile's; None: no delivery latency). The field is
+    a required argument because the profile, not this function, knows it.
     """
     fig = StreamFigures(transport=rec.transport, started_wall=rec.wall_start)
     fig.wire_in, fig.wire_out = rec.bytes_received, rec.bytes_sent
@@ -196,7 +180,7 @@ def stream_figures(rec: Recording, findings: Iterable[Any] = ()) -> StreamFigure
         if prev is not None:
             fig.gaps_us.append(max(0, to_us(ev.t_perf - prev)))
         prev = ev.t_perf
-        ts = _event_ts(ev.data)
+        ts = _event_ts(ev.data, timestamp_field)
         if ts is not None:
             d = to_us(ev.t_wall - ts)
             if d < 0:
@@ -304,6 +288,7 @@ class TransportAccumulator:
     """Everything recorded for one transport (in one level of a sweep)."""
 
     metrics: dict[str, MetricAccumulator] = field(default_factory=lambda: {m: MetricAccumulator() for m in METRICS})
+    """One accumulator per recorded metric of the registry."""
     streams: int = 0
     streams_ok: int = 0
     events: int = 0
@@ -416,10 +401,9 @@ class TransportAccumulator:
     def summary(self) -> dict[str, Any]:
         """The ``transports.<t>`` section of summary.json (see docs/results-format.md)."""
         metrics = {}
-        for name in METRICS:
-            acc = self.metrics.get(name) or MetricAccumulator()
-            suffix = "_ms" if name in TIME_METRICS else ""
-            metrics[name] = acc.stats(_SCALE[name], suffix)
+        for metric in RECORDED:
+            acc = self.metrics.get(metric.name) or MetricAccumulator()
+            metrics[metric.name] = acc.stats(metric.hdr_scale or 1.0, metric.suffix)
         b = self.bytes
         n, ev = self.streams, self.events
         per_stream = {k: (_round(b[k] / n) if n else None) for k in BYTE_FIELDS}
@@ -453,8 +437,6 @@ class TransportAccumulator:
             "warnings": {"rules": dict(sorted(self.warnings.items()))},
         }
 
-
-ERROR_KINDS = ("connect", "timeout", "closed", "protocol", "too_large", "too_many", "status", "close")
 
 
 @dataclass

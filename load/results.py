@@ -1,7 +1,7 @@
 """Build summary.json from accumulated figures, and write a results directory.
 
 The layout and every key are the contract in docs/results-format.md
-(``agentstream-results/1``): the reports read what is written here.
+(:attr:`conformance.contracts.Format.RESULTS`): the reports read what is written here.
 :func:`build_summary` is pure; :func:`write_results` is the only function that
 touches the file system.
 """
@@ -18,11 +18,13 @@ import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-from .metrics import METRICS, TRANSPORTS, UNITS, CpuStats, RunAccumulator, TransportAccumulator, cpu_verdict
+from conformance.contracts import Format
+from conformance.wire import TRANSPORTS
 
-FORMAT = "agentstream-results/1"
+from .metrics import METRICS, UNITS, CpuStats, RunAccumulator, TransportAccumulator, cpu_verdict
+
 CLOCK_NOTE = ("delivery latency = arrival wall clock - event ts; valid only when client and server "
               "share a clock (loopback: same machine, same clock)")
 
@@ -47,6 +49,14 @@ def histogram_path(transport: str, metric: str) -> str:
     return f"histograms/{transport}.{metric}.hdr"
 
 
+def ordered(names: Iterable[str], order: Sequence[str] = ()) -> list[str]:
+    """``names`` in a stable order: first as in ``order`` (the profile's), then as in
+    the transport registry, then by name. The results list transports so, and the
+    first one is the reports' reference."""
+    rank = {n: i for i, n in enumerate([*order, *(t for t in TRANSPORTS if t not in order)])}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
 def build_summary(
     transports: Mapping[str, TransportAccumulator],
     *,
@@ -56,23 +66,24 @@ def build_summary(
     cpu: Iterable[CpuStats] = (),
     clock_shared: bool = True,
     extra: Mapping[str, Any] | None = None,
+    order: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """summary.json as a dict (pure). ``transports`` holds only the transports that ran."""
+    """summary.json as a dict (pure). ``transports`` holds only the transports that
+    ran; they are listed as :func:`ordered` puts them."""
     cpu_section = cpu_verdict(cpu)
     body: dict[str, Any] = {}
     negative = 0
     with_ts = 0
-    for t in TRANSPORTS:
-        if t in transports:
-            s = transports[t].summary()
-            if duration_s > 0:
-                s["run_events_per_s"] = round(s["events"] / duration_s, 3)
-                s["run_streams_per_s"] = round(s["streams"] / duration_s, 3)
-            else:
-                s["run_events_per_s"] = s["run_streams_per_s"] = None
-            body[t] = s
-            negative += s["delivery_negative"]
-            with_ts += s["events_with_ts"]
+    for t in ordered(transports, order):
+        s = transports[t].summary()
+        if duration_s > 0:
+            s["run_events_per_s"] = round(s["events"] / duration_s, 3)
+            s["run_streams_per_s"] = round(s["streams"] / duration_s, 3)
+        else:
+            s["run_events_per_s"] = s["run_streams_per_s"] = None
+        body[t] = s
+        negative += s["delivery_negative"]
+        with_ts += s["events_with_ts"]
     note = CLOCK_NOTE
     if with_ts == 0:
         note += "; no event carried ts, so there is no delivery latency"
@@ -81,7 +92,7 @@ def build_summary(
                  "the clocks differ or ts is rounded")
     warnings = [w for w in [cpu_section.get("warning")] if w]
     summary = {
-        "format": FORMAT,
+        "format": Format.RESULTS.value,
         "config": dict(config),
         "versions": versions(),
         "started_at": iso(started_wall),
@@ -102,10 +113,7 @@ def timeline_rows(transports: Mapping[str, TransportAccumulator], started_wall: 
     """Rows ``t_s, transport, streams, events`` (t_s: whole seconds since the start)."""
     base = int(started_wall)
     rows = []
-    for t in TRANSPORTS:
-        acc = transports.get(t)
-        if acc is None:
-            continue
+    for t, acc in transports.items():
         for sec in sorted(acc.timeline):
             s, e = acc.timeline[sec]
             rows.append([sec - base, t, s, e])
@@ -156,11 +164,13 @@ def write_results(
     cpu: Iterable[CpuStats] = (),
     levels: Mapping[int, tuple[float, float]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    order: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the whole results directory and return the top summary.
 
     ``levels`` maps a sweep level (users) to its (start, end) wall clock; each
     level gets ``levels/<users>/`` with its own summary, histograms and timeline.
+    ``order`` is the profile's order of the transports (see :func:`ordered`).
     """
     out = Path(directory)
     cpu = list(cpu)
@@ -170,12 +180,12 @@ def write_results(
         start, end = (levels or {}).get(n, (started_wall, started_wall + duration_s))
         lconfig = {**config, "users": n}
         lsum = build_summary(run.level(n), config=lconfig, started_wall=start, duration_s=max(0.0, end - start),
-                             cpu=cpu, extra={"level": n})
+                             cpu=cpu, extra={"level": n}, order=order)
         write_summary_dir(out / "levels" / str(n), run.level(n), lsum, start)
         level_rows.append({"users": n, "dir": f"levels/{n}", "started_at": iso(start),
                            "duration_s": round(max(0.0, end - start), 3)})
     summary = build_summary(total, config=config, started_wall=started_wall, duration_s=duration_s, cpu=cpu,
-                            extra={**(extra or {}), "levels": level_rows})
+                            extra={**(extra or {}), "levels": level_rows}, order=order)
     write_summary_dir(out, total, summary, started_wall)
     return summary
 

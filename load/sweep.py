@@ -16,9 +16,11 @@ from __future__ import annotations
 from locust import LoadTestShape
 
 from load.config import ConfigError, parse_steps
-from load.locustfile import MSG_LEVEL, SSEUser, STATE, WSUser  # noqa: F401 - the users of this locustfile
+from load.locustfile import MSG_LEVEL, STATE, USER_CLASSES
 
-__all__ = ["SSEUser", "WSUser", "StepShape"]
+globals().update(USER_CLASSES)  # the users of this locustfile: the same, one per transport
+
+__all__ = [*USER_CLASSES, "StepShape"]
 
 
 class StepShape(LoadTestShape):

@@ -1,4 +1,4 @@
-"""Reports on load runs: SSE against WebSocket side by side, and a latency gate.
+"""Reports on load runs: the transports side by side (SSE against WebSocket by default), and a latency gate.
 
 * ``python -m reports compare RESULTS_DIR... -o OUT_DIR`` — :func:`reports.compare.build_report`
 * ``python -m reports gate --current summary.json --rules FILE`` — :func:`reports.gate.run_gate`

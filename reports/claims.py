@@ -16,9 +16,14 @@ the transport really says, so the verdict is on the ratio SSE / WS:
 * **contradicted**: WebSocket measured worse than SSE by more than 10 %
   (``measured < 1 / 1.1``);
 * **not confirmed**: anything between (including no difference at all);
-* **not measured**: a figure is missing (no ``ts`` on events, a transport absent),
+* **not measured**: a figure is missing (no timestamp on events, a transport absent),
   or no ratio can be formed (WS measured 0, or a negative framing figure when
   compression puts fewer bytes on the wire than the payload holds).
+
+The claims are about the two bindings, not about transport names: the figures
+of "SSE" are those of the results' first transport of the ``sse`` binding
+(:func:`reports.transports.of_binding`), those of "WS" of the first of the ``ws``
+binding.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ from typing import Any
 
 from reports.metrics import get
 from reports.rules import fmt
+from reports.transports import of_binding
 
 CONFIRM_SHARE = 0.5
 CONTRADICT_RATIO = 1 / 1.1
+
+SSE, WS = "sse", "ws"
+"""The bindings the seed's claims compare."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,10 @@ class Claim:
     ws_measured: float | None
     verdict: str
     text: str
+    sse_transport: str | None = None
+    """The transport whose figures stand for SSE (None: none in the results)."""
+    ws_transport: str | None = None
+    """The transport whose figures stand for WebSocket."""
 
     @property
     def claimed_ratio(self) -> float:
@@ -89,7 +102,8 @@ def _ratio_words(r: float) -> str:
 
 
 def _claim(id_: str, claim: str, figure: str, method: str, unit: str, sse_c: float, ws_c: float,
-           sse_m: float | None, ws_m: float | None, missing: str = "") -> Claim:
+           sse_m: float | None, ws_m: float | None, missing: str = "",
+           transports: tuple[str | None, str | None] = (None, None)) -> Claim:
     c = Claim(id_, claim, figure, method, unit, sse_c, ws_c, sse_m, ws_m, "", "")
     v = verdict(c.claimed_ratio, c.measured_ratio)
     if v == "not measured" and sse_m is not None and ws_m is not None:
@@ -101,52 +115,58 @@ def _claim(id_: str, claim: str, figure: str, method: str, unit: str, sse_c: flo
     else:
         text = (f"{v}: measured SSE {figure} {fmt(sse_m)} {unit} vs WS {fmt(ws_m)} {unit} "
                 f"(ratio {_ratio_words(c.measured_ratio)}, claim was {_ratio_words(c.claimed_ratio)})")
-    return Claim(id_, claim, figure, method, unit, sse_c, ws_c, sse_m, ws_m, v, text)
+    return Claim(id_, claim, figure, method, unit, sse_c, ws_c, sse_m, ws_m, v, text, *transports)
 
 
-def evaluate_claims(summary: Mapping[str, Any]) -> list[Claim]:
-    """The four claims against a summary whose ``transports`` hold ``sse`` and ``ws``
-    (and, for the duration claim, ``derived.duration_per_100_events_ms``)."""
-    def g(path: str) -> float | None:
-        return get(summary, path)
+def evaluate_claims(summary: Mapping[str, Any], timestamp_field: str | None = None) -> list[Claim]:
+    """The four claims against a summary whose ``transports`` hold a transport of
+    each binding (and, for the duration claim, ``derived.duration_per_100_events_ms``);
+    ``timestamp_field`` names the events' timestamp in the texts."""
+    transports = summary.get("transports") if isinstance(summary.get("transports"), Mapping) else {}
+    sse, ws = of_binding(transports, SSE), of_binding(transports, WS)
 
+    def g(t: str | None, path: str) -> float | None:
+        return None if t is None else get(summary, f"{t}.{path}")
+
+    ts = f"`{timestamp_field}`" if timestamp_field else "timestamp"
     shared = (summary.get("clock") or {}).get("shared", True)
-    sse_lat, ws_lat = g("sse.delivery.p50_ms"), g("ws.delivery.p50_ms")
-    lat_missing = "no event carried `ts`, so there is no delivery latency"
+    sse_lat, ws_lat = g(sse, "delivery.p50_ms"), g(ws, "delivery.p50_ms")
+    lat_missing = f"no event carried {ts if timestamp_field else 'a timestamp'}, so there is no delivery latency"
     if shared is False:
         sse_lat = ws_lat = None
         lat_missing = "client and server do not share a clock, so delivery latency is not valid"
 
-    absent = [name for t, name in (("sse", "SSE"), ("ws", "WebSocket")) if not g(f"{t}.streams")]
+    absent = [name for t, name in ((sse, "SSE"), (ws, "WebSocket")) if not g(t, "streams")]
     if absent:
         gone = f"no {' or '.join(absent)} stream was measured"
-        return [_claim(c.id, c.claim, c.figure, c.method, c.unit, c.sse_claimed, c.ws_claimed, None, None, gone)
-                for c in _claims(g, None, None, "")]
-    return _claims(g, sse_lat, ws_lat, lat_missing)
+        return [_claim(c.id, c.claim, c.figure, c.method, c.unit, c.sse_claimed, c.ws_claimed, None, None, gone,
+                       (sse, ws)) for c in _claims(g, sse, ws, None, None, "", ts)]
+    return _claims(g, sse, ws, sse_lat, ws_lat, lat_missing, ts)
 
 
-def _claims(g: Callable[[str], float | None], sse_lat: float | None, ws_lat: float | None,
-            lat_missing: str) -> list[Claim]:
-    def per100(t: str) -> float | None:
-        v = g(f"{t}.derived.duration_per_100_events_ms")
+def _claims(g: Callable[[str | None, str], float | None], sse: str | None, ws: str | None,
+            sse_lat: float | None, ws_lat: float | None, lat_missing: str, ts: str) -> list[Claim]:
+    def per100(t: str | None) -> float | None:
+        v = g(t, "derived.duration_per_100_events_ms")
         return v / 1000.0 if v is not None else None
 
-    def wire100(t: str) -> float | None:
-        v = g(f"{t}.bytes.per_event.wire")
+    def wire100(t: str | None) -> float | None:
+        v = g(t, "bytes.per_event.wire")
         return v * 100.0 if v is not None else None
 
+    pair = (sse, ws)
     return [
         _claim("latency", "latency ~200 ms over SSE against ~50 ms over WebSocket",
-               "p50 delivery", "p50 of (arrival wall clock − event ts) over all events", "ms",
-               200.0, 50.0, sse_lat, ws_lat, lat_missing),
+               "p50 delivery", f"p50 of (arrival wall clock − event {ts}) over all events", "ms",
+               200.0, 50.0, sse_lat, ws_lat, lat_missing, pair),
         _claim("bytes-per-100", "25 KB against 600 bytes per 100 messages",
                "wire bytes per 100 events", "wire bytes per event × 100 (response head / handshake excluded)",
-               "B", 25_000.0, 600.0, wire100("sse"), wire100("ws"), "wire bytes per event missing"),
+               "B", 25_000.0, 600.0, wire100(sse), wire100(ws), "wire bytes per event missing", pair),
         _claim("overhead", "~250 against ~6 bytes of overhead per message",
                "framing per event", "wire bytes per event − payload bytes per event", "B", 250.0, 6.0,
-               g("sse.bytes.per_event.framing"), g("ws.bytes.per_event.framing"),
-               "framing bytes per event missing"),
+               g(sse, "bytes.per_event.framing"), g(ws, "bytes.per_event.framing"),
+               "framing bytes per event missing", pair),
         _claim("duration-100", "10-12 s against 5-7 s for 100 events",
                "duration per 100 events", "p50 stream duration × 100 / p50 events per stream", "s",
-               11.0, 6.0, per100("sse"), per100("ws"), "stream duration or events per stream missing"),
+               11.0, 6.0, per100(sse), per100(ws), "stream duration or events per stream missing", pair),
     ]

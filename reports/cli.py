@@ -1,9 +1,12 @@
 """``agentstream run``: the whole job in one command.
 
 On the embedded default (or any backend given with ``--base-url``) it runs the
-conformance suite, a short headless Locust comparison of both transports, writes
-the comparison report and applies the latency gate, then prints where the report
-is and the verdict. Each step is the same public entry point a user can run on
+conformance suite, a short headless Locust comparison of the profile's
+transports, writes the comparison report and applies the latency gate, then
+prints where the report is and the verdict. ``--profile`` goes to every step: the
+suite (``--profile``) and the load run (``--profile-name``: its transports, paths,
+question parameter, terminal type and timestamp field); the report reads what the
+load run recorded of it. Each step is the same public entry point a user can run on
 its own (``pytest --pyargs conformance``, ``python -m load``, ``python -m reports``),
 started as a subprocess so that a crash or hang in one is contained and bounded.
 """
@@ -28,17 +31,20 @@ def _parser() -> argparse.ArgumentParser:
                                 "for agent backends that stream JSON events over SSE and WebSocket.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{run}")
     r = sub.add_parser("run", help="conformance suite + load comparison + report + gate",
-                       description="Run the conformance suite and a short SSE-vs-WebSocket load comparison against a "
-                       "backend (default: the embedded reference server), write the report, apply the gate.")
+                       description="Run the conformance suite and a short load comparison of the profile's transports "
+                       "(SSE and WebSocket by default) against a backend (default: the embedded reference server), "
+                       "write the report, apply the gate.")
     r.add_argument("--base-url", help="backend to test (loopback only for the load part); default: embedded server")
     r.add_argument("--out", default="agentstream-out", help="output directory (default: agentstream-out)")
     r.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
-    r.add_argument("--users", type=int, default=4, help="concurrent users per run, split over SSE and WS (default 4)")
+    r.add_argument("--users", type=int, default=4,
+                   help="concurrent users per run, split over the transports (default 4; at least one each)")
     r.add_argument("--pace-ms", type=float, default=None,
                    help="embedded server pace between chunk events (default: the server's own, 30 ms)")
     r.add_argument("--rules", default="ci", help="gate rules file, or 'ci' for the packaged CI rules (default)")
     r.add_argument("--baseline", help="a baseline for relative gate rules")
-    r.add_argument("--profile", default=None, help="conformance profile name or path")
+    r.add_argument("--profile", default=None, help="protocol profile name or path, for the suite and the load run "
+                   "(default: agent-stream/1)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="extra request parameter")
     r.add_argument("--header", action="append", default=[], metavar="'Name: value'", help="extra request header "
                    "(conformance suite only)")
@@ -85,12 +91,44 @@ def _run_step(name: str, cmd: list[str], log: Path, timeout: float, cwd: Path) -
     return code
 
 
+def _transports(profile: str | None) -> list[str]:
+    """The transports the load run will measure (ProfileError for a bad profile)."""
+    from conformance.profile import DEFAULT_PROFILE, load_profile
+    from conformance.wire import TRANSPORTS
+
+    return [t for t in load_profile(profile or DEFAULT_PROFILE).transports if t in TRANSPORTS]
+
+
+def load_command(args: argparse.Namespace, transports: Sequence[str], base_url: str,
+                 results: Path) -> tuple[list[str], int]:
+    """The load step's command line and its number of users (at least one per
+    transport): the same profile as the suite's, given as ``--profile-name``."""
+    users = max(len(transports), args.users)
+    cmd = [sys.executable, "-m", "load", "--host", base_url, "--headless", "-u", str(users), "-r", str(users),
+           "-t", f"{args.duration:g}s", "--results-dir", str(results), "--only-summary", "--stop-timeout", "30"]
+    for item in args.param:
+        cmd += ["--param", item]
+    if args.profile:
+        cmd += ["--profile-name", args.profile]
+    return cmd, users
+
+
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    from conformance.profile import ProfileError
+
     if args.duration <= 0 or args.users < 1:
         print("agentstream: --duration must be > 0 and --users >= 1", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        transports = _transports(args.profile)
+    except ProfileError as exc:
+        print(f"agentstream: --profile: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not transports:
+        print(f"agentstream: --profile {args.profile}: no transport of the profile is registered", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     server = None
     base_url = args.base_url
     if base_url is not None:
@@ -110,13 +148,13 @@ def run(args: argparse.Namespace) -> int:
         base_url = server.base_url
         _say("server", f"listening at {base_url}")
     try:
-        return _steps(args, base_url, out)
+        return _steps(args, transports, base_url, out)
     finally:
         if server is not None:
             server.stop()
 
 
-def _steps(args: argparse.Namespace, base_url: str, out: Path) -> int:
+def _steps(args: argparse.Namespace, transports: Sequence[str], base_url: str, out: Path) -> int:
     conformance_json = out / "conformance.json"
     conformance_code = None
     if not args.skip_conformance:
@@ -128,7 +166,7 @@ def _steps(args: argparse.Namespace, base_url: str, out: Path) -> int:
             cmd += ["--header", item]
         if args.profile:
             cmd += ["--profile", args.profile]
-        _say("conformance", "running the conformance suite on both transports")
+        _say("conformance", "running the conformance suite on the profile's transports")
         conformance_json.unlink(missing_ok=True)
         conformance_code = _run_step("conformance", cmd, out / "conformance.log", args.step_timeout, out)
         if conformance_json.is_file():
@@ -136,12 +174,11 @@ def _steps(args: argparse.Namespace, base_url: str, out: Path) -> int:
             _say("conformance", ", ".join(f"{n} {k}" for k, n in totals.items()))
 
     results = out / "results"
-    users = max(2, args.users)
-    cmd = [sys.executable, "-m", "load", "--host", base_url, "--headless", "-u", str(users), "-r", str(users),
-           "-t", f"{args.duration:g}s", "--results-dir", str(results), "--only-summary", "--stop-timeout", "30"]
-    for item in args.param:
-        cmd += ["--param", item]
-    _say("load", f"{users} users (SSE and WebSocket side by side) for {args.duration:g} s")
+    cmd, users = load_command(args, transports, base_url, results)
+    from conformance.wire import label
+
+    side = " and ".join(label(t) for t in transports)
+    _say("load", f"{users} users ({side} side by side) for {args.duration:g} s")
     load_code = _run_step("load", cmd, out / "load.log", args.step_timeout, out)
     if not (results / "summary.json").is_file():
         _say("load", f"no results were written; see {out / 'load.log'}")

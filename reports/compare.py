@@ -1,4 +1,4 @@
-"""``python -m reports compare``: SSE against WebSocket, from load-run results.
+"""``python -m reports compare``: the transports of load runs side by side.
 
 :func:`build_report` reads results directories, builds the report once as
 blocks (:mod:`reports.render`) and writes ``report.md`` (plots beside it in
@@ -14,6 +14,11 @@ supplies the side-by-side figures. That lets an SSE-only run and a WS-only run
 (each alone on the CPU) be compared; every directory is listed, and a
 concurrency sweep is drawn from the levels of step runs, or else from runs with
 different numbers of users.
+
+Every table and plot has a column or a line per transport of the results, in
+their order, and a ratio column per pair (:mod:`reports.transports`); the
+first results directory's profile facts (``config.parity``,
+``config.timestamp_field``) choose the pairs and name the timestamp.
 """
 
 from __future__ import annotations
@@ -28,22 +33,24 @@ from typing import Any
 
 import pandas as pd
 
+from conformance.contracts import Format
+from conformance.wire import label
 from reports import plots
 from reports.claims import Claim, evaluate_claims
-from reports.metrics import DEFINITIONS, TRANSPORTS
+from reports.metrics import definitions
 from reports.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
 from reports.results import ReportInputError, Run, load_conformance, load_run
-from reports.tables import (config_table, conformance_frame, derive, headline_table, latency_table, other_table, sweep_frame,
-                            throughput_frame, transport_label)
-
-REPORT_FORMAT = "agentstream-report/1"
+from reports.tables import (config_table, conformance_frame, derive, headline_table, latency_table, other_table,
+                            sweep_frame, throughput_frame, value_columns)
+from reports.transports import columns, listing, pairs, ratio_column
 
 __all__ = ["ReportInputError", "build_report", "build", "merged_transports"]
 
 
 def merged_transports(runs: Sequence[Run]) -> tuple[dict[str, Any], dict[str, Run]]:
-    """The transports of the comparison, each from the first run that ran it,
-    with ``derived`` figures added; and which run each one came from."""
+    """The transports of the comparison, each from the first run that ran it, in
+    the order the runs list them, with ``derived`` figures added; and which run
+    each one came from."""
     out: dict[str, Any] = {}
     source: dict[str, Run] = {}
     for run in runs:
@@ -61,8 +68,7 @@ def merged_transports(runs: Sequence[Run]) -> tuple[dict[str, Any], dict[str, Ru
             tr["derived"] = derive(tr, runs[0].summary.get("duration_s"))
             out[t] = tr
             source[t] = runs[0]
-    order = [t for t in TRANSPORTS if t in out] + [t for t in out if t not in TRANSPORTS]
-    return {t: out[t] for t in order}, source
+    return out, source
 
 
 def _sweep_points(runs: Sequence[Run]) -> list[tuple[int, str, Mapping[str, Any]]]:
@@ -98,6 +104,7 @@ def _level_marks(run: Run) -> list[tuple[float, str]]:
 def _claims_table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame([{
         "claim (SSE vs WS)": c.claim,
+        "transports": f"{c.sse_transport or '—'} vs {c.ws_transport or '—'}",
         "measured as": f"{c.figure}: {c.method}",
         "SSE measured": c.sse_measured,
         "WS measured": c.ws_measured,
@@ -108,7 +115,7 @@ def _claims_table(claims: list[Claim]) -> pd.DataFrame:
     } for c in claims])
 
 
-def _conformance_blocks(report: Mapping[str, Any]) -> list[Block]:
+def _conformance_blocks(report: Mapping[str, Any], transports: Sequence[str]) -> list[Block]:
     rules = report.get("rules") or []
     totals = report.get("totals") or {}
     profile = report.get("profile") or {}
@@ -118,7 +125,7 @@ def _conformance_blocks(report: Mapping[str, Any]) -> list[Block]:
         f"Totals: **{totals.get('pass', 0)} pass, {totals.get('fail', 0)} fail, "
         f"{totals.get('warn', 0)} warn, {totals.get('skip', 0)} skip**. "
         "A broken MUST is a failure, a broken SHOULD a warning.")]
-    table = conformance_frame(rules)
+    table = conformance_frame(rules, transports)
     if not table.empty:
         blocks.append(Table(table))
     else:
@@ -143,11 +150,17 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
     """The report's blocks, its summary.json content and its plots (name → PNG)."""
     if not runs:
         raise ReportInputError("no results directory given")
-    title = title or "SSE vs WebSocket: agent stream report"
     transports, source = merged_transports(runs)
     primary = runs[0].summary
+    config = primary.get("config") or {}
+    ts = config.get("timestamp_field") if isinstance(config.get("timestamp_field"), str) else None
+    names = list(transports)
+    prs = pairs(names, config.get("parity"))
+    cols = columns(names)
+    numeric = value_columns(transports, prs)
+    title = title or f"{listing(names)}: agent stream report"
     claim_summary = {"transports": transports, "clock": primary.get("clock") or {}}
-    claims = evaluate_claims(claim_summary)
+    claims = evaluate_claims(claim_summary, ts)
     sweep_df = sweep_frame(_sweep_points(runs))
     tl = [throughput_frame(src.timeline, [t]) for t, src in source.items()]
     tl_df = pd.concat(tl, ignore_index=True) if tl else throughput_frame(None)
@@ -157,10 +170,10 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
     bytes_rows = {t: {"payload": tr.get("bytes", {}).get("per_event", {}).get("payload"),
                       "framing": tr.get("bytes", {}).get("per_event", {}).get("framing"),
                       "headers": tr["derived"].get("header_bytes_per_event")} for t, tr in transports.items()}
-    for name, data in (("latency_cdf", plots.latency_cdf(histograms, transports)),
+    for name, data in (("latency_cdf", plots.latency_cdf(histograms, transports, names)),
                        ("bytes_per_event", plots.bytes_per_event(bytes_rows)),
-                       ("p95_vs_users", plots.sweep(sweep_df)),
-                       ("throughput", plots.throughput(tl_df, _level_marks(runs[0])))):
+                       ("p95_vs_users", plots.sweep(sweep_df, names)),
+                       ("throughput", plots.throughput(tl_df, _level_marks(runs[0]), names))):
         if data is not None:
             png[f"plots/{name}.png"] = data
 
@@ -168,19 +181,20 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
     if len({id(src) for src in source.values()}) == 1:
         sources = f"`{next(iter(source.values())).path}`"
     else:
-        sources = ", ".join(f"{transport_label(t)} from `{src.path}`" for t, src in source.items())
+        sources = ", ".join(f"{label(t)} from `{src.path}`" for t, src in source.items())
     b.append(Para(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} from {sources}."))
 
     # At a glance
     b.append(Heading("At a glance"))
-    head = headline_table(transports)
+    head = headline_table(transports, prs)
     if not head.empty:
-        b.append(Table(head, numeric=["SSE", "WebSocket", "WS / SSE"]))
+        b.append(Table(head, numeric=numeric))
     b.append(Para("The seed's claims (details below):"))
     b.append(Bullets([f"**{c.claim}**: {c.text}" for c in claims]))
-    for t in TRANSPORTS:
+    expected = [*names, *(t for t in (config.get("paths") or {}) if t not in transports)]
+    for t in expected:
         if not (transports.get(t) or {}).get("streams"):
-            b.append(Para(f"Warning: no {transport_label(t)} stream was measured in these results.", "warn"))
+            b.append(Para(f"Warning: no {label(t)} stream was measured in these results.", "warn"))
     cpu = primary.get("cpu") or {}
     if cpu.get("saturated") or cpu.get("warning"):
         b.append(Para(f"Warning: {cpu.get('warning') or 'the load generator saturated the CPU'} "
@@ -193,18 +207,19 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
     labels = [run.label for run in runs]
     if len(set(labels)) < len(labels):
         labels = [f"{i}: {run.path}" for i, run in enumerate(runs, 1)]
-    b.append(Table(config_table([(label, run.summary) for label, run in zip(labels, runs)])))
+    b.append(Table(config_table([(run_label, run.summary) for run_label, run in zip(labels, runs)])))
 
     # Side by side
-    b.append(Heading("SSE against WebSocket"))
-    b.append(Para("Latencies in milliseconds over every stream (or event) of the run; "
-                  "**WS / SSE** below 1 means WebSocket was lower. See Definitions at the end."))
-    lat = latency_table(transports)
-    b.append(Table(lat.drop(columns="path"), numeric=["SSE", "WebSocket", "WS / SSE"]))
+    b.append(Heading(listing(names, " against ")))
+    ratio_words = "; ".join(f"**{ratio_column(p, cols)}** below 1 means {cols[p[1]]} was lower" for p in prs)
+    b.append(Para("Latencies in milliseconds over every stream (or event) of the run"
+                  + (f"; {ratio_words}" if ratio_words else "") + ". See Definitions at the end."))
+    lat = latency_table(transports, prs)
+    b.append(Table(lat.drop(columns="path"), numeric=numeric))
     for section, heading in (("throughput", "Throughput"), ("bytes", "Bytes"), ("errors", "Errors")):
-        df = other_table(transports, section)
+        df = other_table(transports, section, prs, ts)
         b.append(Heading(heading, 3))
-        b.append(Table(df.drop(columns="path"), numeric=["SSE", "WebSocket", "WS / SSE"]))
+        b.append(Table(df.drop(columns="path"), numeric=numeric))
 
     # Plots
     b.append(Heading("Plots"))
@@ -231,6 +246,8 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
                   "ratio, because absolute figures depend on the backend and the network. **confirmed**: at "
                   "least half the claimed advantage was measured (measured − 1 ≥ (claimed − 1) / 2); "
                   "**contradicted**: WebSocket was worse by more than 10 %; **not confirmed**: in between. "
+                  "SSE and WebSocket stand for the first transport of the results of each binding (column "
+                  "transports). "
                   "Bytes per 100 events = wire bytes per event × 100 (the response head / handshake excluded); "
                   "duration per 100 events = p50 stream duration × 100 / p50 events per stream — stream "
                   "duration is mostly set by how fast the backend produces events, on both transports."))
@@ -238,7 +255,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
                                                    "claimed ratio"]))
 
     if conformance is not None:
-        b += _conformance_blocks(conformance)
+        b += _conformance_blocks(conformance, names)
 
     if len(runs) > 1:
         b.append(Heading("Every run"))
@@ -246,12 +263,13 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
             b.append(Heading(f"`{run.path}`", 3))
             rt = {t: dict(tr, derived=derive(tr, run.summary.get("duration_s")))
                   for t, tr in (run.summary.get("transports") or {}).items()}
-            b.append(Table(latency_table(rt).drop(columns="path"), numeric=["SSE", "WebSocket", "WS / SSE"]))
+            run_pairs = pairs(list(rt), (run.summary.get("config") or {}).get("parity"))
+            b.append(Table(latency_table(rt, run_pairs).drop(columns="path"), numeric=value_columns(rt, run_pairs)))
 
     b.append(Heading("Definitions"))
     b.append(Para("Per stream and per transport; t(...) is `time.perf_counter()` on the client, bytes are counted "
                   "at the socket."))
-    b.append(Table(pd.DataFrame([{"metric": n, "formula": f, "meaning": m} for n, f, m in DEFINITIONS])))
+    b.append(Table(pd.DataFrame([{"metric": n, "formula": f, "meaning": m} for n, f, m in definitions(ts)])))
 
     warnings = [f"`{run.path}`: {w}" for run in runs
                 for w in [*(run.summary.get("warnings") or []), *run.warnings] if isinstance(w, str)]
@@ -260,7 +278,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
         b.append(Bullets(warnings))
 
     summary = {
-        "format": REPORT_FORMAT,
+        "format": Format.REPORT.value,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "sources": {t: str(src.path) for t, src in source.items()},
         "runs": [{"path": str(run.path), "config": run.summary.get("config"),
@@ -273,9 +291,10 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
         "clock": primary.get("clock"),
         "cpu": primary.get("cpu"),
         "transports": transports,
+        "pairs": [list(p) for p in prs],
         "comparison": {
             "latency": lat.drop(columns=["metric"]).to_dict(orient="records"),
-            **{sec: other_table(transports, sec).drop(columns=["metric"]).to_dict(orient="records")
+            **{sec: other_table(transports, sec, prs, ts).drop(columns=["metric"]).to_dict(orient="records")
                for sec in ("throughput", "bytes", "errors")},
         },
         "claims": [c.to_dict() for c in claims],
@@ -316,7 +335,8 @@ def build_report(results_dirs: Sequence[str | Path] | str | Path, out_dir: str |
             (out / name).write_bytes(data)
         (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
         html_path = out / "report.html"
-        html_path.write_text(to_html(blocks, title or "SSE vs WebSocket report"), encoding="utf-8")
+        page_title = title or next((b.text for b in blocks if isinstance(b, Heading)), "agent stream report")
+        html_path.write_text(to_html(blocks, page_title), encoding="utf-8")
         (out / "summary.json").write_text(
             json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     except OSError as exc:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conformance.contracts import Format
 from reports.results import read_json_object
 from reports.rules import Outcome, Rule, RuleError, evaluate_all, fmt, parse_rule, parse_rules_text
 
-BASELINE_FORMAT = "agentstream-baseline/1"
 CI_RULES = Path(__file__).with_name("rules") / "ci.yaml"
 
 
@@ -134,7 +134,7 @@ def load_rules(rules: str | Path | Sequence[str | Rule]) -> list[Rule]:
 def make_baseline(summary: Mapping[str, Any], source: str = "") -> dict[str, Any]:
     """A baseline: the figures of one run, with enough context to know where they came from."""
     return {
-        "format": BASELINE_FORMAT,
+        "format": Format.BASELINE.value,
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": source,
         "source_format": summary.get("format"),

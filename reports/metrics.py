@@ -6,7 +6,8 @@ Resolving such a path is the one place that knows the layout of
 ``summary.json`` (docs/results-format.md), so that a typo gives the same clear
 message everywhere instead of a KeyError somewhere deep.
 
-The definitions below are shown in every report: the point of spelling them out
+What every metric means is the registry's (:data:`conformance.contracts.METRICS`):
+:func:`definitions` is shown in every report, and the point of spelling them out
 as formulas is that nobody reads the gap between two events as the latency of
 one event, or the bytes of one stream as the bytes of one event.
 """
@@ -17,8 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-TRANSPORTS = ("sse", "ws")
-TRANSPORT_NAMES = {"sse": "SSE", "ws": "WebSocket"}
+from conformance.contracts import METRICS
 
 
 class MetricError(ValueError):
@@ -109,39 +109,7 @@ def get(summary: Mapping[str, Any], path: str) -> float | None:
         return None
 
 
-# One line per metric: (name, formula, what it is for). Shown in every report.
-DEFINITIONS: list[tuple[str, str, str]] = [
-    ("connect", "t(response head received) − t(request start)",
-     "SSE: the HTTP response headers; WS: the handshake response (perf_counter, per stream)."),
-    ("ttfe (time to first event)", "t(first event received) − t(request start)",
-     "What a user waits before anything shows up (per stream)."),
-    ("delivery latency", "wall clock at arrival of event i − ts of event i",
-     "How late ONE event reaches the client after the server emitted it; one value per event "
-     "that carries `ts`. Valid only when client and server share a clock (loopback)."),
-    ("inter-event gap", "t(event i received) − t(event i−1 received), i ≥ 1",
-     "The time BETWEEN two events: set mostly by how fast the backend produces them. It is not "
-     "the latency of any event; a slow agent has large gaps and small delivery latency."),
-    ("duration", "t(end of stream) − t(request start)", "One whole stream."),
-    ("events per second (per stream)", "events in the stream / duration",
-     "Rate seen by one client."),
-    ("events per second (run)", "events of the transport / run duration_s",
-     "Aggregate throughput of all clients of one transport."),
-    ("duration per 100 events", "duration p50 × 100 / events per stream p50",
-     "The seed's '100 events' figure, scaled from the measured streams."),
-    ("pNN", "the NN-th percentile of all values of one transport (HdrHistogram, µs resolution)",
-     "p50 is the median; p99 means 1 value in 100 was worse."),
-    ("bytes per stream (in/out)", "wire_in / streams, wire_out / streams",
-     "Everything received / sent at the socket, head and handshake included."),
-    ("handshake and header bytes", "head_in / streams, head_out / streams",
-     "Request and response head (SSE) or upgrade handshake (WS), per stream."),
-    ("wire bytes per event", "(wire_in − head_in) / events",
-     "Bytes received after the response head or handshake, per event."),
-    ("payload bytes per event", "Σ len(UTF-8 JSON text of each event) / events", "The event itself."),
-    ("framing bytes per event", "wire bytes per event − payload bytes per event",
-     "SSE: `data: `, `id: `, line ends, blank line, chunked encoding; WS: frame headers."),
-    ("framing overhead %", "100 × framing bytes per event / payload bytes per event", ""),
-    ("header bytes per event", "(head_in + head_out) per stream / events per stream",
-     "The head and handshake, spread over the events of a stream (the third part of the "
-     "bytes-per-event plot)."),
-    ("ratio WS/SSE", "WS figure / SSE figure", "Below 1: WebSocket is lower (faster or smaller)."),
-]
+def definitions(timestamp_field: str | None = None) -> list[tuple[str, str, str]]:
+    """(term, formula, meaning) of every metric of the registry, shown in every
+    report, with the run's timestamp field in the formulas that read it."""
+    return [m.definition(timestamp_field) for m in METRICS.values()]

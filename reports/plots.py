@@ -3,29 +3,40 @@
 Built on ``matplotlib.figure.Figure`` (rendered by Agg) rather than pyplot, so
 no global figure state or GUI backend is involved and a report can be built in
 any process. Every function returns None when it has nothing to draw, so a run
-without, say, a concurrency sweep simply has no sweep plot.
+without, say, a concurrency sweep simply has no sweep plot. Each draws every
+transport it is given, coloured by its position in ``order`` (the report's
+order of the transports), so that a transport has one colour in every plot.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from conformance.contracts import METRICS, PERCENTILES
+from conformance.wire import label as transport_label
 from reports.results import Histogram, finite
-from reports.tables import transport_label
+from reports.transports import listing
 
-COLORS = {"sse": "#1f77b4", "ws": "#d62728"}
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+"""Transport colours, by position in the report's order (then round again)."""
 DPI = 100
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _color(t: str) -> str:
-    return COLORS.get(t, "#555555")
+def colors(order: Iterable[str]) -> dict[str, str]:
+    """Transport -> its colour: the palette by position."""
+    return {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(dict.fromkeys(order))}
+
+
+def _order(names: Iterable[Any], order: Sequence[str] | None) -> list[str]:
+    """``order`` followed by any name it lacks, in the order first seen."""
+    return list(dict.fromkeys([*(order or ()), *(str(n) for n in names)]))
 
 
 def _png(fig: Figure) -> bytes:
@@ -34,13 +45,9 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-CDF_METRICS = [
-    ("delivery", "delivery latency (arrival − event ts)"),
-    ("ttfe", "time to first event"),
-    ("connect", "connect (head / handshake received)"),
-    ("gap", "inter-event gap (NOT a latency)"),
-]
-_PCTS = [("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p99_9", 0.999), ("max", 1.0)]
+CDF_METRICS = ("delivery", "ttfe", "connect", "gap")
+"""The recorded time metrics drawn as CDFs, one panel each (2 × 2)."""
+_PCTS = [("min", 0.0), *((key, q / 100) for key, q in PERCENTILES), ("max", 1.0)]
 
 
 def _percentile_points(metric: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -57,34 +64,35 @@ def _percentile_points(metric: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarra
 
 
 def latency_cdf(histograms: Mapping[tuple[str, str], Histogram],
-                transports: Mapping[str, Any]) -> bytes | None:
+                transports: Mapping[str, Any], order: Sequence[str] | None = None) -> bytes | None:
     """CDF per transport of delivery, ttfe, connect and gap: one panel per metric.
 
     From the HdrHistograms when the run wrote them (every value, µs resolution),
     otherwise from the summary's percentiles (marked as such).
     """
+    color = colors(_order(transports, order))
     fig = Figure(figsize=(11, 7.5))
     axes = fig.subplots(2, 2).ravel()
     drawn = False
-    for ax, (metric, title) in zip(axes, CDF_METRICS):
+    for ax, metric in zip(axes, CDF_METRICS):
         lo, hi = np.inf, 0.0
         for t in transports:
             h = histograms.get((t, metric))
             if h is not None and h.total:
                 x, y = h.cdf()
-                ax.step(x, y, where="post", color=_color(t), label=f"{transport_label(t)} (n={h.total})")
+                ax.step(x, y, where="post", color=color[t], label=f"{transport_label(t)} (n={h.total})")
             else:
                 m = ((transports.get(t) or {}).get("metrics") or {}).get(metric)
                 pts = _percentile_points(m) if isinstance(m, Mapping) else None
                 if pts is None:
                     continue
                 x, y = pts
-                ax.plot(x, y, "o--", color=_color(t), label=f"{transport_label(t)} (percentiles only)")
+                ax.plot(x, y, "o--", color=color[t], label=f"{transport_label(t)} (percentiles only)")
             drawn = True
             pos = x[x > 0]
             if len(pos):
                 lo, hi = min(lo, float(pos.min())), max(hi, float(pos.max()))
-        ax.set_title(title, fontsize=10)
+        ax.set_title(METRICS[metric].shown, fontsize=10)
         log = hi > 0 and hi / lo > 10
         ax.set_xlabel("milliseconds" + (" (log scale)" if log else ""))
         ax.set_ylabel("fraction ≤ x")
@@ -100,13 +108,14 @@ def latency_cdf(histograms: Mapping[tuple[str, str], Histogram],
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="#888")
     if not drawn:
         return None
-    fig.suptitle("Latency distributions (CDF): SSE vs WebSocket")
+    fig.suptitle(f"Latency distributions (CDF): {listing(transports)}")
     fig.tight_layout()
     return _png(fig)
 
 
 def bytes_per_event(rows: Mapping[str, Mapping[str, float | None]]) -> bytes | None:
-    """Stacked bars per transport: payload, framing and (amortised) header bytes per event."""
+    """Stacked bars per transport (in the order of ``rows``): payload, framing and
+    (amortised) header bytes per event. The parts have the colours, not the transports."""
     names = [t for t, r in rows.items() if r.get("payload") is not None]
     if not names:
         return None
@@ -141,20 +150,24 @@ def bytes_per_event(rows: Mapping[str, Mapping[str, float | None]]) -> bytes | N
     return _png(fig)
 
 
-def sweep(df: pd.DataFrame) -> bytes | None:
+def sweep(df: pd.DataFrame, order: Sequence[str] | None = None) -> bytes | None:
     """p95 latency against the number of users, per transport (needs 2+ levels)."""
     if df.empty or df["users"].nunique() < 2:
         return None
+    names = _order(df["transport"].unique(), order)
+    color = colors(names)
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
-    for t, g in df.groupby("transport"):
-        g = g.sort_values("users")
+    for t in names:
+        g = df[df["transport"] == t].sort_values("users")
+        if g.empty:
+            continue
         if g["delivery_p95_ms"].notna().any():
-            ax.plot(g["users"], g["delivery_p95_ms"], "o-", color=_color(t),
-                    label=f"{transport_label(t)} delivery p95")
+            ax.plot(g["users"], g["delivery_p95_ms"], "o-", color=color[t],
+                    label=f"{transport_label(t)} {METRICS['delivery'].shown} p95")
         if g["ttfe_p95_ms"].notna().any():
-            ax.plot(g["users"], g["ttfe_p95_ms"], "s--", color=_color(t), alpha=0.7,
-                    label=f"{transport_label(t)} time to first event p95")
+            ax.plot(g["users"], g["ttfe_p95_ms"], "s--", color=color[t], alpha=0.7,
+                    label=f"{transport_label(t)} {METRICS['ttfe'].shown} p95")
     ax.set_xticks(sorted(df["users"].unique()))
     ax.set_xlabel("concurrent users")
     ax.set_ylabel("p95 latency (ms)")
@@ -165,26 +178,31 @@ def sweep(df: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-def throughput(df: pd.DataFrame, marks: list[tuple[float, str]] = ()) -> bytes | None:
+def throughput(df: pd.DataFrame, marks: Sequence[tuple[float, str]] = (),
+               order: Sequence[str] | None = None) -> bytes | None:
     """Events received per second over the run, per transport; ``marks`` are
     (seconds, label) lines, e.g. where each level of a concurrency sweep began."""
     if df.empty:
         return None
+    names = _order(df["transport"].unique(), order)
+    color = colors(names)
     fig = Figure(figsize=(9, 4))
     ax = fig.subplots()
-    for t_s, label in marks:
+    for t_s, text in marks:
         ax.axvline(t_s, color="#999999", lw=0.8, ls="--")
-        ax.annotate(label, (t_s, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+        ax.annotate(text, (t_s, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color="#555555")
-    for t, g in df.groupby("transport"):
-        ax.plot(g["t_s"], g["events"], "-", marker=".", color=_color(str(t)),
-                label=f"{transport_label(str(t))} events/s")
+    for t in names:
+        g = df[df["transport"] == t]
+        if g.empty:
+            continue
+        ax.plot(g["t_s"], g["events"], "-", marker=".", color=color[t], label=f"{transport_label(t)} events/s")
     ax.set_xlabel("seconds since the start of the run")
     ax.set_ylabel("events per second")
     ax.set_ylim(0, max(float(df["events"].max()) * 1.18, 1))
     ax.set_title("Throughput over time")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=max(2, len(names)), frameon=False)
     fig.tight_layout()
     return _png(fig)
 

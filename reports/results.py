@@ -1,4 +1,4 @@
-"""Reading results directories (``agentstream-results/1``, docs/results-format.md).
+"""Reading results directories (:attr:`Format.RESULTS`, docs/results-format.md).
 
 The only module of the report that reads a results directory: everything after
 it works on the plain :class:`Run` objects. A broken directory raises
@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RESULTS_FORMAT = "agentstream-results/1"
-CONFORMANCE_FORMAT = "agentstream-conformance/1"
+from conformance.contracts import RECORDED, Format, MetricKind
 
 
 class ReportInputError(ValueError):
@@ -91,10 +90,10 @@ def read_json_object(path: Path, what: str, error: type[Exception] = ReportInput
 
 
 def check_summary(summary: dict[str, Any], where: str) -> None:
-    """Raise unless ``summary`` looks like an ``agentstream-results/1`` summary."""
+    """Raise unless ``summary`` looks like a results summary (:attr:`Format.RESULTS`)."""
     fmt = summary.get("format")
-    if fmt != RESULTS_FORMAT:
-        raise ReportInputError(f"{where}: format is {fmt!r}, expected {RESULTS_FORMAT!r}")
+    if fmt != Format.RESULTS.value:
+        raise ReportInputError(f"{where}: format is {fmt!r}, expected {Format.RESULTS.value!r}")
     transports = summary.get("transports")
     if not isinstance(transports, dict) or not transports:
         raise ReportInputError(f"{where}: no 'transports' section: the load run recorded nothing")
@@ -125,8 +124,9 @@ def _check_type(node: dict[str, Any], key: str, kind: type, name: str, where: st
         raise ReportInputError(f"{where}: {key} must be {name}, not {type(value).__name__}")
 
 
-def decode_histogram(encoded: str | bytes) -> Histogram:
-    """Values in microseconds (as recorded) to milliseconds, with their counts."""
+def decode_histogram(encoded: str | bytes, scale: float) -> Histogram:
+    """Values as recorded, divided by the metric's ``hdr_scale`` (microseconds to
+    milliseconds for a time), with their counts."""
     from hdrh.histogram import HdrHistogram
 
     if isinstance(encoded, str):
@@ -136,11 +136,11 @@ def decode_histogram(encoded: str | bytes) -> Histogram:
     if not pairs:
         return Histogram(np.array([]), np.array([]))
     values, counts = zip(*pairs)
-    return Histogram(np.asarray(values, dtype=float) / 1000.0, np.asarray(counts, dtype=np.int64))
+    return Histogram(np.asarray(values, dtype=float) / scale, np.asarray(counts, dtype=np.int64))
 
 
-TIME_METRICS = ("connect", "ttfe", "gap", "delivery", "duration")
-"""The histograms recorded in microseconds (the others hold counts and rates)."""
+TIME_METRICS: dict[str, float] = {m.name: m.hdr_scale or 1.0 for m in RECORDED if m.kind is MetricKind.TIME}
+"""The recorded time metrics (the ones the report plots), with their histogram scale."""
 
 
 def _histograms(root: Path, summary: dict[str, Any], warnings: list[str]) -> dict[tuple[str, str], Histogram]:
@@ -160,7 +160,7 @@ def _histograms(root: Path, summary: dict[str, Any], warnings: list[str]) -> dic
     out: dict[tuple[str, str], Histogram] = {}
     for key, f in files.items():
         try:
-            h = decode_histogram(f.read_text(encoding="ascii"))
+            h = decode_histogram(f.read_text(encoding="ascii"), TIME_METRICS[key[1]])
         except FileNotFoundError:
             warnings.append(f"histogram {f} named in summary.json is missing")
             continue
@@ -213,11 +213,11 @@ def load_run(path: str | Path) -> Run:
 
 
 def load_conformance(path: str | Path) -> dict[str, Any]:
-    """A conformance report JSON (``agentstream-conformance/1``)."""
+    """A conformance report JSON (:attr:`Format.CONFORMANCE`)."""
     data = read_json_object(Path(path), "conformance report")
-    if data.get("format") != CONFORMANCE_FORMAT:
+    if data.get("format") != Format.CONFORMANCE.value:
         raise ReportInputError(
-            f"conformance report {path}: format is {data.get('format')!r}, expected {CONFORMANCE_FORMAT!r}"
+            f"conformance report {path}: format is {data.get('format')!r}, expected {Format.CONFORMANCE.value!r}"
         )
     if not isinstance(data.get("rules"), list):
         raise ReportInputError(f"conformance report {path}: no 'rules' list")

@@ -6,30 +6,29 @@ summary) in, DataFrames out. Formatting to text is left to :mod:`reports.render`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from reports.metrics import TRANSPORT_NAMES, TRANSPORTS, get
+from conformance.contracts import RECORDED, TS, MetricKind
+from conformance.wire import TRANSPORTS
+from reports.metrics import get
 from reports.results import finite
+from reports.transports import Pair, columns, pairs, ratio_column
 
-LATENCIES = [
-    ("connect", "connect"),
-    ("ttfe", "time to first event"),
-    ("delivery", "delivery latency"),
-    ("gap", "inter-event gap (not a latency)"),
-    ("duration", "stream duration"),
-]
+LATENCIES: list[tuple[str, str]] = [(m.name, m.shown) for m in RECORDED if m.kind is MetricKind.TIME]
+"""(metric, label) of every recorded time metric of the registry: the latency table's rows."""
 PERCENTILES = ("p50", "p95", "p99")
 
-# (section, label, path under the transport, unit)
+# (section, label, path under the transport, unit); TS in a label stands for the
+# run's timestamp field
 OTHER_ROWS: list[tuple[str, str, str, str]] = [
     ("throughput", "streams", "streams", ""),
     ("throughput", "streams complete and valid", "streams_ok", ""),
     ("throughput", "events received", "events", ""),
-    ("throughput", "events carrying ts (for delivery latency)", "events_with_ts", ""),
-    ("throughput", "events that arrived before their ts (counted as 0)", "delivery_negative", ""),
+    ("throughput", f"events carrying {TS} (for delivery latency)", "events_with_ts", ""),
+    ("throughput", f"events that arrived before their {TS} (counted as 0)", "delivery_negative", ""),
     ("throughput", "events per stream (p50)", "events_per_stream.p50", ""),
     ("throughput", "events per second, per stream (p50)", "events_per_s.p50", "ev/s"),
     ("throughput", "events per second, whole run", "derived.run_events_per_s", "ev/s"),
@@ -96,21 +95,51 @@ def _value(transports: Mapping[str, Any], transport: str, path: str) -> float | 
     return get({"transports": transports}, f"{transport}.{path}")
 
 
-def _ratio(ws: float | None, sse: float | None) -> float | None:
-    if ws is None or sse is None or sse == 0:
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0:
         return None
-    return ws / sse
+    return value / reference
 
 
-def latency_table(transports: Mapping[str, Any]) -> pd.DataFrame:
-    """Rows: metric × percentile; columns: SSE, WebSocket and WS/SSE (milliseconds)."""
+def value_columns(transports: Mapping[str, Any], prs: Sequence[Pair] | None = None) -> list[str]:
+    """The figure columns of the side-by-side tables: one per transport, then one
+    ratio per pair (the numeric columns a renderer right-aligns)."""
+    cols = columns(transports)
+    return [*cols.values(), *(ratio_column(p, cols) for p in _pairs(transports, prs))]
+
+
+def _pairs(transports: Mapping[str, Any], prs: Sequence[Pair] | None) -> list[Pair]:
+    return list(prs) if prs is not None else pairs(list(transports))
+
+
+def _figures(transports: Mapping[str, Any], path: str, prs: Sequence[Pair] | None,
+             ratios: bool = True) -> dict[str, float | None]:
+    """One row's figures: each transport's value at ``path``, then each pair's ratio."""
+    cols = columns(transports)
+    values = {t: _value(transports, t, path) for t in cols}
+    row: dict[str, float | None] = {cols[t]: v for t, v in values.items()}
+    for p in _pairs(transports, prs):
+        row[ratio_column(p, cols)] = _ratio(values.get(p[1]), values.get(p[0])) if ratios else None
+    return row
+
+
+def _counts(transports: Mapping[str, Any], section: str, key: str, prs: Sequence[Pair] | None
+            ) -> dict[str, float | None]:
+    """A row of counts by rule ID under ``transports[T][section].rules`` (no ratios)."""
+    cols = columns(transports)
+    row: dict[str, float | None] = {
+        cols[t]: finite((((transports.get(t) or {}).get(section) or {}).get("rules") or {}).get(key)) for t in cols}
+    row.update({ratio_column(p, cols): None for p in _pairs(transports, prs)})
+    return row
+
+
+def latency_table(transports: Mapping[str, Any], prs: Sequence[Pair] | None = None) -> pd.DataFrame:
+    """Rows: metric × percentile; columns: one per transport and one ratio per pair (milliseconds)."""
     rows = []
     for key, label in LATENCIES:
         for p in PERCENTILES:
-            sse = _value(transports, "sse", f"{key}.{p}_ms")
-            ws = _value(transports, "ws", f"{key}.{p}_ms")
-            rows.append({"metric": label, "stat": p, "path": f"{key}.{p}_ms",
-                         "SSE": sse, "WebSocket": ws, "WS / SSE": _ratio(ws, sse)})
+            path = f"{key}.{p}_ms"
+            rows.append({"metric": label, "stat": p, "path": path, **_figures(transports, path, prs)})
     return pd.DataFrame(rows)
 
 
@@ -125,53 +154,40 @@ HEADLINE: list[tuple[str, str, str]] = [
 ]
 
 
-def headline_table(transports: Mapping[str, Any]) -> pd.DataFrame:
+def headline_table(transports: Mapping[str, Any], prs: Sequence[Pair] | None = None) -> pd.DataFrame:
     """The few figures a reader wants first (the full tables follow)."""
     rows = []
     for label, path, unit in HEADLINE:
-        sse, ws = _value(transports, "sse", path), _value(transports, "ws", path)
-        if sse is None and ws is None:
+        if all(_value(transports, t, path) is None for t in transports):
             continue
-        rows.append({"figure": label, "unit": unit, "SSE": sse, "WebSocket": ws,
-                     "WS / SSE": _ratio(ws, sse) if "errors" not in path else None})
+        rows.append({"figure": label, "unit": unit, **_figures(transports, path, prs, "errors" not in path)})
     return pd.DataFrame(rows)
 
 
-def other_table(transports: Mapping[str, Any], section: str) -> pd.DataFrame:
-    """The throughput, bytes or errors rows: label, unit, SSE, WebSocket, WS/SSE."""
+def other_table(transports: Mapping[str, Any], section: str, prs: Sequence[Pair] | None = None,
+                timestamp_field: str | None = None) -> pd.DataFrame:
+    """The throughput, bytes or errors rows: label, unit, a column per transport, a ratio per pair."""
+    ts = timestamp_field or "timestamp"
     rows = []
     for sec, label, path, unit in OTHER_ROWS:
         if sec != section:
             continue
-        sse = _value(transports, "sse", path)
-        ws = _value(transports, "ws", path)
-        rows.append({"metric": label, "unit": unit, "path": path, "SSE": sse, "WebSocket": ws,
-                     "WS / SSE": _ratio(ws, sse) if section != "errors" else None})
+        rows.append({"metric": label.replace(TS, ts), "unit": unit, "path": path,
+                     **_figures(transports, path, prs, section != "errors")})
     if section == "errors":
         # Every other error count the run wrote (closed, status, too_large, ...).
         known = {p.split(".", 1)[1] for sec, _, p, _ in OTHER_ROWS if sec == "errors"}
-        extra = sorted({k for t in TRANSPORTS for k, v in ((transports.get(t) or {}).get("errors") or {}).items()
+        extra = sorted({k for tr in transports.values() for k, v in ((tr or {}).get("errors") or {}).items()
                         if k not in known and finite(v) is not None})
         for k in extra:
-            sse, ws = _value(transports, "sse", f"errors.{k}"), _value(transports, "ws", f"errors.{k}")
             rows.append({"metric": f"errors: {k.replace('_', ' ')}", "unit": "", "path": f"errors.{k}",
-                         "SSE": sse, "WebSocket": ws, "WS / SSE": None})
-        # Rule violations seen during the load run (by rule id), one row each.
-        ids = sorted({rid for t in TRANSPORTS for rid in
-                      ((transports.get(t) or {}).get("errors", {}).get("rules") or {})})
-        for rid in ids:
-            vals = [finite(((transports.get(t) or {}).get("errors", {}).get("rules") or {}).get(rid))
-                    for t in TRANSPORTS]
-            rows.append({"metric": f"rule violations {rid}", "unit": "", "path": f"errors.rules.{rid}",
-                         "SSE": vals[0], "WebSocket": vals[1], "WS / SSE": None})
-        # SHOULD rules broken during the load run (warnings, not failures).
-        wids = sorted({rid for t in TRANSPORTS for rid in
-                       (((transports.get(t) or {}).get("warnings") or {}).get("rules") or {})})
-        for rid in wids:
-            vals = [finite((((transports.get(t) or {}).get("warnings") or {}).get("rules") or {}).get(rid))
-                    for t in TRANSPORTS]
-            rows.append({"metric": f"SHOULD warnings {rid}", "unit": "", "path": f"warnings.rules.{rid}",
-                         "SSE": vals[0], "WebSocket": vals[1], "WS / SSE": None})
+                         **_figures(transports, f"errors.{k}", prs, False)})
+        # Rule violations (MUST) and SHOULD warnings seen during the load run, by rule id.
+        for sec, what in (("errors", "rule violations"), ("warnings", "SHOULD warnings")):
+            ids = sorted({rid for tr in transports.values() for rid in (((tr or {}).get(sec) or {}).get("rules") or {})})
+            for rid in ids:
+                rows.append({"metric": f"{what} {rid}", "unit": "", "path": f"{sec}.rules.{rid}",
+                             **_counts(transports, sec, rid, prs)})
     return pd.DataFrame(rows)
 
 
@@ -184,7 +200,8 @@ def config_table(runs: list[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
 
     cfg = lambda k: (lambda s: (s.get("config") or {}).get(k))  # noqa: E731
     for k in ("host", "users", "spawn_rate", "run_time_s", "shape", "pace_s", "ws_compression",
-              "user_classes", "workers", "sse_path", "ws_path", "questions", "params"):
+              "user_classes", "workers", "profile", "paths", "question_param", "timestamp_field", "parity",
+              "questions", "params"):
         add(f"config.{k}", cfg(k))
     add("started_at", lambda s: s.get("started_at"))
     add("duration_s", lambda s: s.get("duration_s"))
@@ -206,7 +223,7 @@ def config_table(runs: list[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
 
 def _short(v: Any) -> Any:
     if isinstance(v, list):
-        text = ", ".join(str(x) for x in v)
+        text = ", ".join("-".join(map(str, x)) if isinstance(x, list) else str(x) for x in v)
         return text if len(text) <= 80 else text[:77] + "..."
     if isinstance(v, dict):
         return ", ".join(f"{k}={x}" for k, x in v.items()) or None
@@ -255,34 +272,38 @@ def throughput_frame(timeline: pd.DataFrame | None, transports: list[str] | None
               .sort_values(["transport", "t_s"]).reset_index(drop=True))
 
 
-def transport_label(t: str) -> str:
-    return TRANSPORT_NAMES.get(t, t)
-
-
 VERDICT_ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
 
 
-def conformance_frame(rules: list[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per rule of a conformance report, SSE and WebSocket side by side, failures first.
+ALL_OR_PAIRS = "all / pairs"
+"""The column of a conformance report's checks that are not about one transport
+(parity pairs, checks of the run)."""
 
-    A rule is often checked by several tests (one per bad input, per transport):
-    a column's verdict is the worst of its checks (fail, warn, pass, then skip);
-    checks the suite reports for ``both`` transports at once (parity, or a check
-    that is not about one transport) have their own column, so that an SSE-only
-    rule never shows a WebSocket verdict. ``checks`` counts them by verdict and
-    ``message`` is the first message of the worst verdict.
+
+def conformance_frame(rules: list[Mapping[str, Any]], transports: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per rule of a conformance report, a column per transport, failures first.
+
+    The columns are ``transports`` (the load results' transports) and every
+    registered transport the report names, in that order. A rule is often checked
+    by several tests (one per bad input, per transport): a column's verdict is
+    the worst of its checks (fail, warn, pass, then skip); checks the suite
+    reports for a pair of transports or for the whole run have their own column,
+    so that an SSE-only rule never shows a WebSocket verdict. ``checks`` counts
+    them by verdict and ``message`` is the first message of the worst verdict.
     """
-    cols = ["rule", "level", "SSE", "WebSocket", "both", "verdict", "checks", "message"]
     recs = []
     for r in rules:
         if not isinstance(r, Mapping):
             continue
-        t = str(r.get("transport", "") or "both")
+        t = str(r.get("transport", "") or "all")
         rec = {"rule": str(r.get("id", "?")), "level": str(r.get("level", "")), "transport": t,
                "verdict": str(r.get("verdict", "?")), "message": str(r.get("message") or "")}
         recs.append(rec)
+    named = list(dict.fromkeys([*transports, *(t for t in TRANSPORTS if any(r["transport"] == t for r in recs))]))
+    cols = columns(named)
+    out_cols = ["rule", "level", *cols.values(), ALL_OR_PAIRS, "verdict", "checks", "message"]
     if not recs:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=out_cols)
     df = pd.DataFrame(recs)
     df["rank"] = df["verdict"].map(VERDICT_ORDER).fillna(9)
 
@@ -299,11 +320,10 @@ def conformance_frame(rules: list[Mapping[str, Any]]) -> pd.DataFrame:
         order = sorted(counts.index, key=lambda v: VERDICT_ORDER.get(v, 9))
         rows.append({
             "rule": rule, "level": level,
-            "SSE": worst(g[g["transport"] == "sse"]) or "",
-            "WebSocket": worst(g[g["transport"] == "ws"]) or "",
-            "both": worst(g[~g["transport"].isin(["sse", "ws"])]) or "",
+            **{col: worst(g[g["transport"] == t]) or "" for t, col in cols.items()},
+            ALL_OR_PAIRS: worst(g[~g["transport"].isin(list(cols))]) or "",
             "verdict": overall, "checks": ", ".join(f"{int(counts[v])} {v}" for v in order),
             "message": message, "rank": VERDICT_ORDER.get(overall or "", 9),
         })
     out = pd.DataFrame(rows).sort_values(["rank", "rule"], kind="stable").reset_index(drop=True)
-    return out[cols]
+    return out[out_cols]

@@ -13,6 +13,7 @@ crossed the relay).
 
 from __future__ import annotations
 
+import copy
 import csv
 import glob
 import json
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,12 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from conformance.recording import RecordedEvent, Recording, SSEDetail, WSDetail
+from conformance.contracts import RECORDED, ErrorKind
+from conformance.profile import Profile, check_profile, load_profile
+from conformance.recording import RecordedEvent, Recording, SSEDetail, SSEEventDetail, WSDetail, WSFrameDetail
 from conformance.request import Request
-from load.config import ConfigError, check_loopback, load_config, parse_steps
+from load.config import (ConfigError, LoadConfig, check_against_profile, check_loopback, load_config, parse_steps,
+                         questions_for)
 from load.metrics import (
     CpuStats,
     MetricAccumulator,
@@ -43,7 +48,8 @@ from load.metrics import (
     merge_runs,
     stream_figures,
 )
-from load.results import build_summary, write_results
+from load.pipeline import judge, request_for
+from load.results import build_summary, ordered, write_results
 from reference_server.embedded import EmbeddedServer
 from stub_servers import SSE_HEAD, CountingRelay, RawServer, chunk, read_head, wait_closed
 
@@ -70,6 +76,9 @@ def make_recording(
     """A stream of n valid events (start, progress..., complete, stream_end) with chosen timings."""
     rec = Recording(request=Request(transport, "http://127.0.0.1:1/x"), detail=SSEDetail() if transport == "sse" else WSDetail())
     rec.status = status if status is not None else (200 if transport == "sse" else 101)
+    if transport == "sse":
+        rec.response_headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+                                ("X-Accel-Buffering", "no")]
     rec.wall_start = 1_000_000.0
     rec.t_start = t0
     rec.t_headers = t0 + 0.001
@@ -86,7 +95,9 @@ def make_recording(
             obj["ts"] = t_wall - delivery
         text = json.dumps(obj)
         raw = (f"data: {text}\n\n" if transport == "sse" else text).encode()
-        rec.events.append(RecordedEvent(index=i, raw=raw, text=text, data=obj, t_perf=t_perf, t_wall=t_wall))
+        detail = SSEEventDetail(data_lines=1) if transport == "sse" else WSFrameDetail()
+        rec.events.append(RecordedEvent(index=i, raw=raw, text=text, data=obj, t_perf=t_perf, t_wall=t_wall,
+                                        detail=detail))
     rec.t_first_event = rec.events[0].t_perf if rec.events else None
     rec.t_end = t0 + 0.005 + (n - 1) * gap + 0.001
     rec.head_bytes_received = 120
@@ -95,15 +106,23 @@ def make_recording(
     rec.bytes_received = rec.head_bytes_received + rec.payload_bytes + framing * n
     rec.bytes_sent = rec.head_bytes_sent + (0 if transport == "sse" else 8)
     if transport == "ws":
-        rec.detail.close_code = 1000
+        rec.detail.close_code, rec.detail.close_frame_received = 1000, True
     rec.error_kind = error_kind
     rec.error = "boom" if error_kind else None
     return rec
 
 
+PROFILE = load_profile()
+
+
+def figures(rec: Recording, findings: Any = ()) -> Any:
+    """``stream_figures`` as a load run of the bundled profile computes them (its timestamp field)."""
+    return stream_figures(rec, findings, timestamp_field=PROFILE.timestamp_field)
+
+
 def test_stream_figures_from_a_recording():
     rec = make_recording("sse", n=5, gap=0.010, delivery=0.002)
-    fig = stream_figures(rec)
+    fig = figures(rec)
     assert fig.ok and not fig.failed
     assert fig.connect_us == 1000
     assert fig.ttfe_us == 5000
@@ -119,24 +138,24 @@ def test_stream_figures_from_a_recording():
 
 
 def test_stream_figures_without_ts_has_no_delivery_and_clamps_clock_skew():
-    assert stream_figures(make_recording(with_ts=False)).delivery_us == []
-    fig = stream_figures(make_recording(delivery=-0.003))  # ts in the future: clocks differ
+    assert figures(make_recording(with_ts=False)).delivery_us == []
+    fig = figures(make_recording(delivery=-0.003))  # ts in the future: clocks differ
     assert fig.delivery_us == [0] * 4 and fig.delivery_negative == 4
 
 
 def test_stream_figures_error_kinds():
-    fig = stream_figures(make_recording(error_kind="timeout"), findings=[_Finding("ORDER-SEQ")])
+    fig = figures(make_recording(error_kind="timeout"), findings=[_Finding("ORDER-SEQ")])
     assert fig.error_kind == "timeout" and fig.rules == []  # the transport error, not its echo
     assert fig.failure_message().startswith("timeout:")
-    assert stream_figures(make_recording(status=503)).error_kind == "status"
+    assert figures(make_recording(status=503)).error_kind == "status"
     not_a_stream = make_recording()
     not_a_stream.events, not_a_stream.body = [], b'{"ok": true}'
     not_a_stream.response_headers = [("Content-Type", "application/json")]
-    fig = stream_figures(not_a_stream)
+    fig = figures(not_a_stream)
     assert fig.error_kind == "status" and "application/json" in fig.error
     ws = make_recording("ws")
     ws.detail.close_code = 1011
-    assert stream_figures(ws).error_kind == "close"
+    assert figures(ws).error_kind == "close"
 
 
 class _Finding:
@@ -150,12 +169,12 @@ def test_violations_are_counted_by_rule_id():
 
     rec = make_recording(n=5, seq_gap_at=2)
     findings = validate_stream(rec.objects, load_profile())
-    fig = stream_figures(rec, findings)
+    fig = figures(rec, findings)
     assert fig.rules == ["ORDER-SEQ"] and fig.failed and fig.ok
     assert fig.failure_message() == "protocol violation ORDER-SEQ"
     acc = TransportAccumulator()
     acc.add_stream(fig)
-    acc.add_stream(stream_figures(make_recording(), [_Finding("SSE-ID-SEQ", "SHOULD")]))
+    acc.add_stream(figures(make_recording(), [_Finding("SSE-ID-SEQ", "SHOULD")]))
     s = acc.summary()
     assert s["errors"]["rules"] == {"ORDER-SEQ": 1}
     assert s["errors"]["violations"] == 1 and s["errors"]["failed_streams"] == 1
@@ -166,7 +185,7 @@ def test_accumulator_summary_and_bytes():
     acc = TransportAccumulator()
     recs = [make_recording("ws", n=4, gap=0.001 * (i + 1)) for i in range(10)]
     for r in recs:
-        acc.add_stream(stream_figures(r))
+        acc.add_stream(figures(r))
     s = acc.summary()
     assert s["streams"] == 10 and s["events"] == 40
     assert s["metrics"]["gap"]["count"] == 30
@@ -182,7 +201,7 @@ def test_accumulator_summary_and_bytes():
     assert s["bytes"]["per_event"]["framing"] == pytest.approx(2.0, rel=1e-6)
     assert s["errors"]["failed_streams"] == 0
     # A failed stream adds bytes and errors but no timing figures.
-    acc.add_stream(stream_figures(make_recording("ws", error_kind="connect")))
+    acc.add_stream(figures(make_recording("ws", error_kind="connect")))
     s2 = acc.summary()
     assert s2["errors"]["connect"] == 1 and s2["metrics"]["ttfe"]["count"] == 10
 
@@ -201,7 +220,7 @@ def test_percentiles_keep_microsecond_resolution():
 def test_merge_is_exact_and_survives_the_wire():
     a, b, both = RunAccumulator(), RunAccumulator(), RunAccumulator()
     for i in range(30):
-        fig = stream_figures(make_recording("sse" if i % 3 else "ws", n=4 + i % 5, gap=0.0003 * (i + 1),
+        fig = figures(make_recording("sse" if i % 3 else "ws", n=4 + i % 5, gap=0.0003 * (i + 1),
                                             delivery=0.0001 * i))
         (a if i % 2 else b).add_stream(fig, level=1 if i < 15 else 10)
         both.add_stream(fig, level=1 if i < 15 else 10)
@@ -238,8 +257,8 @@ def test_cpu_verdict():
 def test_summary_and_results_directory(tmp_path):
     run = RunAccumulator()
     for i in range(5):
-        run.add_stream(stream_figures(make_recording("sse", n=6)), level=2)
-        run.add_stream(stream_figures(make_recording("ws", n=6)), level=4)
+        run.add_stream(figures(make_recording("sse", n=6)), level=2)
+        run.add_stream(figures(make_recording("ws", n=6)), level=4)
     cpu = CpuStats()
     cpu.add_sample(10.0, 20.0)
     summary = write_results(tmp_path, run, config={"host": "http://127.0.0.1:1", "users": 4}, started_wall=1e6,
@@ -309,6 +328,133 @@ def test_load_config_reads_locust_options(tmp_path):
         load_config(Opts(), "http://127.0.0.1:8000")
     with pytest.raises(ConfigError):
         parse_steps("1,x")
+
+
+# --------------------------------------------------------------------------- the profile shapes the requests
+
+
+def other_profile(tmp_path: Path | None = None) -> Profile:
+    """The bundled profile with another question parameter, other paths, another
+    terminal type and another timestamp field: what load must take from a profile."""
+    raw = copy.deepcopy(PROFILE.raw)
+    raw["request"]["question_param"] = "q"
+    raw["request"]["params"]["q"] = raw["request"]["params"].pop("question")
+    raw["transports"]["sse"]["path"] = "/v2/events"
+    raw["transports"]["ws"]["path"] = "/v2/socket"
+    raw["order"]["last"] = "complete"
+    raw["timestamp_field"] = "emitted_at"
+    problems = check_profile(raw)
+    assert problems == [], problems
+    return Profile("other", None, raw)
+
+
+def test_requests_follow_the_profile():
+    profile = other_profile()
+    cfg = LoadConfig(host="http://127.0.0.1:9", params={"dataset": "sales"}, ws_compression=True)
+    sse = request_for("sse", cfg, profile, "Why?")
+    ws = request_for("ws", cfg, profile, "Why?")
+    assert (sse.url, ws.url) == ("http://127.0.0.1:9/v2/events", "http://127.0.0.1:9/v2/socket")
+    assert sse.params == ws.params == {"dataset": "sales", "q": "Why?"}
+    assert sse.end_types == ws.end_types == ("complete",)
+    assert ws.compression and not sse.compression  # --ws-compression is about the ws binding
+    # the bundled profile: the old defaults, from the profile
+    default = request_for("sse", LoadConfig(host="http://127.0.0.1:9"), PROFILE, "Why?")
+    assert default.url == "http://127.0.0.1:9/agent/stream" and default.params == {"question": "Why?"}
+    assert default.end_types == ("stream_end",)
+    # --sse-path / --ws-path override the profile's path of every transport of that binding
+    class Opts:
+        sse_path = "/mine"
+        ws_path = None
+
+    cfg = load_config(Opts(), "http://127.0.0.1:9")
+    assert cfg.paths == {"sse": "/mine"}
+    assert request_for("sse", cfg, profile, "x").url == "http://127.0.0.1:9/mine"
+    assert request_for("ws", cfg, profile, "x").url == "http://127.0.0.1:9/v2/socket"
+    assert questions_for(cfg, profile) == [profile.sample_questions[0]]
+
+
+def test_options_are_held_against_the_profile():
+    profile = other_profile()
+    check_against_profile(LoadConfig(host="h", params={"question": "fine here"}), profile)
+    with pytest.raises(ConfigError, match="--param q=...: use --question"):
+        check_against_profile(LoadConfig(host="h", params={"q": "x"}), profile)
+    with pytest.raises(ConfigError, match="--param question=...: use --question"):
+        check_against_profile(LoadConfig(host="h", params={"question": "x"}), PROFILE)
+    only_sse = Profile("sse-only", None, {**PROFILE.raw, "transports": {"sse": {}}, "parity": []})
+    with pytest.raises(ConfigError, match="--ws-path: profile 'sse-only' has no transport of the ws binding"):
+        check_against_profile(LoadConfig(host="h", paths={"ws": "/w"}), only_sse)
+
+
+def test_stream_figures_use_the_profiles_timestamp_field():
+    rec = make_recording(n=4, delivery=0.002)
+    for ev in rec.events:  # the server stamps emitted_at; ts means something else here
+        ev.data["emitted_at"] = ev.data.pop("ts")
+        ev.data["ts"] = "not a time"
+    assert stream_figures(rec, timestamp_field="emitted_at").delivery_us == [2000] * 4
+    assert stream_figures(rec, timestamp_field="ts").delivery_us == []
+    assert stream_figures(rec, timestamp_field=None).delivery_us == []
+    # judge reads the field from the profile
+    assert judge(rec, other_profile(), validate=False).delivery_us == [2000] * 4
+    assert judge(rec, PROFILE, validate=False).delivery_us == []
+
+
+def test_judge_runs_the_per_stream_rules_of_the_profile():
+    fig = judge(make_recording(n=5, seq_gap_at=2), PROFILE)
+    assert "ORDER-SEQ" in fig.rules
+    assert judge(make_recording(n=5), PROFILE).rules == judge(make_recording("ws", n=5), PROFILE).rules == []
+    assert judge(make_recording(n=5, seq_gap_at=2), PROFILE, validate=False).rules == []
+    assert judge(make_recording(n=5, seq_gap_at=2, error_kind="timeout"), PROFILE).rules == []
+
+
+def test_results_list_transports_in_the_profiles_order():
+    assert ordered(["ws", "zz", "sse", "aa"]) == ["sse", "ws", "aa", "zz"]
+    assert ordered(["ws", "sse"], order=["ws", "sse"]) == ["ws", "sse"]
+    run = RunAccumulator()
+    for t in ("ws", "sse"):
+        run.add_stream(figures(make_recording(t)))
+    s = build_summary(run.total(), config={}, started_wall=0.0, duration_s=1.0, order=["ws", "sse"])
+    assert list(s["transports"]) == ["ws", "sse"] and list(s["histograms"]) == ["ws", "sse"]
+    assert list(s["units"]["histograms"]) == [m.name for m in RECORDED]
+    assert set(s["transports"]["ws"]["errors"]) >= {k.value for k in ErrorKind}
+
+
+def test_user_classes_come_from_the_registry(tmp_path):
+    """One class per registered transport (a plug-in one too), named as before for
+    sse and ws; a run keeps those of the profile's transports. In a subprocess:
+    importing the locustfile monkey-patches the process."""
+    code = textwrap.dedent("""
+        import json
+        from conformance.profile import Profile, load_profile
+        from conformance.wire import register
+        from conformance.wire.sse import SSETransport
+
+        class H2(SSETransport):
+            name, label = "sse-h2", "SSE over h2"
+
+        register(H2())
+        import load.locustfile as lf
+
+        p = load_profile()
+        only_sse = Profile("sse-only", None, {**p.raw, "transports": {"sse": {}}, "parity": []})
+        out = {"classes": {n: [c.transport, c.request_type] for n, c in lf.USER_CLASSES.items()},
+               "module": [n for n in ("SSEUser", "WSUser", "SSE_H2User") if hasattr(lf, n)],
+               "default": [c.__name__ for c in lf.select_user_classes(list(lf.USER_CLASSES.values()), p, None)],
+               "sse_only": [c.__name__ for c in lf.select_user_classes(list(lf.USER_CLASSES.values()), only_sse, None)]}
+        try:
+            lf.select_user_classes([lf.WSUser], only_sse, ["WSUser"])
+        except lf.ConfigError as e:
+            out["refused"] = str(e)
+        print(json.dumps(out))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["classes"] == {"SSEUser": ["sse", "SSE"], "WSUser": ["ws", "WS"], "SSE_H2User": ["sse-h2", "SSE-H2"]}
+    assert out["module"] == ["SSEUser", "WSUser", "SSE_H2User"]
+    assert out["default"] == ["SSEUser", "WSUser"] and out["sse_only"] == ["SSEUser"]
+    assert "WSUser: profile 'sse-only' defines no such transport" in out["refused"]
 
 
 def test_fine_bucket_keeps_sub_millisecond_times():
@@ -583,6 +729,28 @@ def test_helper_arguments():
     assert locust_command(["-f", "x.py"], sweep=False, host=None)[3:] == ["-f", "x.py"]
 
 
+def test_a_profile_chooses_the_transports_and_the_request(ref_server, tmp_path):
+    """--profile-name reaches the load run: a profile with only the sse transport
+    runs SSEUser alone, and the results record the profile's request shape."""
+    raw = {**copy.deepcopy(PROFILE.raw), "transports": {"sse": PROFILE.raw["transports"]["sse"]}, "parity": []}
+    path = tmp_path / "sse-only.yaml"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    results = tmp_path / "results"
+    proc = locust(["-f", LOCUSTFILE, "--host", ref_server, "--headless", "-u", "2", "-r", "2", "-t", "2s",
+                   "--results-dir", str(results), "--profile-name", str(path)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = read_summary(results)
+    assert list(summary["transports"]) == ["sse"] and summary["transports"]["sse"]["streams"] > 0
+    assert summary["config"]["user_classes"] == ["SSEUser"]
+    config = summary["config"]
+    assert config["paths"] == {"sse": "/agent/stream"} and config["question_param"] == "question"
+    assert config["timestamp_field"] == "ts" and config["end_types"] == ["stream_end"] and config["parity"] == []
+    assert config["questions"] == [PROFILE.sample_questions[0]]
+    refused = locust(["-f", LOCUSTFILE, "WSUser", "--host", ref_server, "--headless", "-u", "1", "-t", "1s",
+                      "--results-dir", str(tmp_path / "r2"), "--profile-name", str(path)], cwd=tmp_path, timeout=30)
+    assert refused.returncode == 2 and "WSUser: profile" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_non_loopback_host_is_refused(tmp_path):
     proc = locust(["-f", LOCUSTFILE, "--host", "http://192.0.2.1:8000", "--headless", "-u", "1", "-t", "1s",
                    "--results-dir", str(tmp_path / "r")], cwd=tmp_path, timeout=30)
@@ -590,3 +758,27 @@ def test_non_loopback_host_is_refused(tmp_path):
     assert "not a loopback address" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_backoff_doubles_and_is_capped():
+    from load.pipeline import backoff
+
+    assert [backoff(n, 0.1, 2.0) for n in range(7)] == [0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0]
+
+
+def test_a_dead_backend_is_backed_off_and_fails_the_gate(tmp_path):
+    """Connection refused: the attempts back off (no busy loop) and are counted as
+    connect errors; the gate counts complete streams, so it fails."""
+    from reports.gate import CI_RULES, run_gate
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    proc = locust(["-f", LOCUSTFILE, "--host", dead, "--headless", "-u", "2", "-r", "2", "-t", "4s",
+                   "--results-dir", str(tmp_path / "res"), "--stop-timeout", "5"], cwd=tmp_path, timeout=90)
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    for name in ("sse", "ws"):
+        t = summary["transports"][name]
+        assert t["streams_ok"] == 0 and t["errors"]["connect"] == t["streams"], t
+        # one user per transport over 4 s, pausing 0.1, 0.2, 0.4, 0.8, 1.6 s: at most 6 attempts
+        assert 1 <= t["streams"] <= 8, (t["streams"], proc.stderr[-2000:])
+    gate = run_gate(tmp_path / "res" / "summary.json", CI_RULES)
+    assert {"sse.streams_ok >= 1", "ws.streams_ok >= 1"} <= {o.rule.text for o in gate.failed}, gate.rows()

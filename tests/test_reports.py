@@ -17,11 +17,15 @@ import matplotlib.image
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from conformance.wire import TRANSPORTS
+from conformance.wire.sse import SSETransport
 from reports.claims import evaluate_claims, verdict
+from reports.cli import _parser, load_command
 from reports.compare import ReportInputError, build_report
 from reports.gate import CI_RULES, run_gate
-from reports.plots import is_png
+from reports.plots import PALETTE, colors, is_png, latency_cdf
 from reports.rules import fmt
+from reports.transports import columns, pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SECONDS = 4
@@ -183,7 +187,7 @@ def _stats(values: list[float], suffix: str = "_ms") -> dict:
 
 
 def write_results_dir(root: Path, users: int = 2, transports: tuple[str, ...] = ("sse", "ws"),
-                      latency_ms: float = 1.0, levels: tuple[int, ...] = ()) -> Path:
+                      latency_ms: float = 1.0, levels: tuple[int, ...] = (), config: dict | None = None) -> Path:
     """A small results directory in the documented format (docs/results-format.md)."""
     (root / "histograms").mkdir(parents=True, exist_ok=True)
     body, hists = {}, {}
@@ -213,12 +217,13 @@ def write_results_dir(root: Path, users: int = 2, transports: tuple[str, ...] = 
                    "errors": {"connect": 0, "timeout": 0, "protocol": 0, "rules": {}}}
     summary = {"format": "agentstream-results/1",
                "config": {"host": "http://127.0.0.1:8000", "users": users, "pace_s": 0.0,
-                          "user_classes": ["SSEUser", "WSUser"]},
+                          "user_classes": ["SSEUser", "WSUser"], **(config or {})},
                "versions": {"python": "3.11"}, "started_at": "2026-11-24T06:00:00Z", "duration_s": 5.0,
                "clock": {"shared": True}, "cpu": {"max_percent": 50.0, "saturated": False, "warning": None},
                "transports": body, "histograms": hists, "levels": []}
     for n in levels:
-        write_results_dir(root / "levels" / str(n), users=n, transports=transports, latency_ms=latency_ms)
+        write_results_dir(root / "levels" / str(n), users=n, transports=transports, latency_ms=latency_ms,
+                          config=config)
         summary["levels"].append({"users": n, "dir": f"levels/{n}"})
     with open(root / "timeline.csv", "w") as f:
         f.write("t_s,transport,streams,events\n")
@@ -278,6 +283,111 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
                            str(tmp_path / "out")], cwd=ROOT, env=_env(), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- any number of transports ------------------------------------------------------------
+
+THREE = ("sse", "ws", "sse2")  # sse2: a transport this installation does not register
+
+
+def _table(md: str, first_column: str) -> list[str]:
+    """The header row of every Markdown table whose first column is ``first_column``."""
+    return [line for line in md.splitlines() if line.startswith(f"| {first_column} |")]
+
+
+def test_three_transports_render_three_columns(tmp_path: Path) -> None:
+    res = write_results_dir(tmp_path / "r", transports=THREE, levels=(1, 5))
+    conf = dict(CONFORMANCE, rules=[*CONFORMANCE["rules"], {"id": "ORDER-SEQ", "level": "MUST", "verdict": "fail",
+                                                            "transport": "sse2", "message": "seq 3 after 1"}])
+    build_report([res], tmp_path / "out", conformance=conf)
+    md = (tmp_path / "out" / "report.md").read_text()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["transports"]) == list(THREE)
+    assert summary["pairs"] == [["sse", "ws"], ["sse", "sse2"]]  # the first transport is the reference
+    figures = "SSE | WebSocket | sse2 | WebSocket / SSE | sse2 / SSE |"
+    assert _table(md, "metric | stat") and all(h.endswith(figures) for h in _table(md, "metric | stat"))
+    assert _table(md, "figure") == [f"| figure | unit | {figures}"]
+    assert _table(md, "metric | unit") == [f"| metric | unit | {figures}"] * 3  # throughput, bytes, errors
+    assert md.startswith("# SSE vs WebSocket vs sse2: agent stream report")
+    delivery = summary["transports"]["sse2"]["metrics"]["delivery"]["p50_ms"]
+    sse = summary["transports"]["sse"]["metrics"]["delivery"]["p50_ms"]
+    row = next(r for r in summary["comparison"]["latency"] if r["path"] == "delivery.p50_ms")
+    assert row["sse2"] == delivery and row["sse2 / SSE"] == pytest.approx(delivery / sse)
+    # the conformance table has a column per transport, sse2's verdict in its own
+    header = _table(md, "rule")[0]
+    assert header.startswith("| rule | level | SSE | WebSocket | sse2 | all / pairs | verdict |")
+    assert "| ORDER-SEQ | MUST |  |  | fail | pass | fail | 1 fail, 1 pass | seq 3 after 1 |" in md
+    # every plot is drawn, with a line, bar or curve per transport
+    assert {"plots/latency_cdf.png", "plots/bytes_per_event.png", "plots/throughput.png",
+            "plots/p95_vs_users.png"} <= set(summary["plots"])
+    for name in summary["plots"]:
+        assert is_png((tmp_path / "out" / name).read_bytes()), name
+    assert {(r["users"], r["transport"]) for r in summary["sweep"]} == {(u, t) for u in (1, 5) for t in THREE}
+    assert len(set(colors(THREE).values())) == 3
+
+
+def test_plots_draw_every_transport_in_its_own_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.axes
+
+    transports = {t: {"metrics": {"ttfe": {"min_ms": 1.0 + i, "p50_ms": 2.0 + i, "max_ms": 3.0 + i}}}
+                  for i, t in enumerate(THREE)}
+    lines: dict[str, str] = {}
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):  # the colour each transport's line gets
+        lines[kwargs["label"].split(" ")[0]] = kwargs["color"]
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    assert is_png(latency_cdf({}, transports, list(THREE)))
+    assert lines == {"SSE": PALETTE[0], "WebSocket": PALETTE[1], "sse2": PALETTE[2]}
+
+
+def test_recorded_parity_pairs_choose_the_ratios(tmp_path: Path) -> None:
+    res = write_results_dir(tmp_path / "r", transports=THREE, config={"parity": [["ws", "sse"], ["sse", "gone"]]})
+    build_report([res], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert _table(md, "figure") == ["| figure | unit | SSE | WebSocket | sse2 | SSE / WebSocket |"]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["pairs"] == [["ws", "sse"]]
+    assert pairs(["a"]) == [] and pairs([]) == []
+    assert columns(["sse", "sse2"]) == {"sse": "SSE", "sse2": "sse2"}
+
+
+def test_the_timestamp_field_the_run_recorded_is_named(tmp_path: Path) -> None:
+    res = write_results_dir(tmp_path / "r", config={"timestamp_field": "emitted_at"})
+    build_report([res], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| delivery latency | wall clock at arrival of event i − emitted_at of event i |" in md
+    assert "| events carrying emitted_at (for delivery latency) |" in md
+
+
+def test_claims_look_the_transports_up_by_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claims compare the bindings: a registered transport of the sse binding
+    stands for SSE; an unregistered one with another name does not."""
+    def tr(delivery: float) -> dict:
+        return {"streams": 3, "metrics": {"delivery": {"p50_ms": delivery}}, "bytes": {"per_event": {"framing": 2.0}}}
+
+    s = {"transports": {"sse-h2": tr(1.2), "ws": tr(0.9)}}
+    assert {c.text for c in evaluate_claims(s)} == {"not measured: no SSE stream was measured"}
+
+    class H2(SSETransport):
+        name, label = "sse-h2", "SSE over h2"
+
+    monkeypatch.setitem(TRANSPORTS, "sse-h2", H2())
+    latency = evaluate_claims(s)[0]
+    assert (latency.sse_transport, latency.ws_transport) == ("sse-h2", "ws")
+    assert latency.sse_measured == 1.2 and latency.verdict == "not confirmed"
+    assert {c.text for c in evaluate_claims({"transports": {"sse-h2": tr(1.0)}})} == {
+        "not measured: no WebSocket stream was measured"}
+
+
+def test_agentstream_run_gives_the_profile_to_the_load_run(tmp_path: Path) -> None:
+    args = _parser().parse_args(["run", "--profile", "my.yaml", "--users", "2", "--param", "dataset=sales"])
+    cmd, users = load_command(args, ["sse", "ws", "sse2"], "http://127.0.0.1:9", tmp_path)
+    assert users == 3  # one user per transport at least
+    assert cmd[cmd.index("--profile-name") + 1] == "my.yaml" and cmd[cmd.index("--param") + 1] == "dataset=sales"
+    plain, _ = load_command(_parser().parse_args(["run"]), ["sse", "ws"], "http://127.0.0.1:9", tmp_path)
+    assert "--profile-name" not in plain
 
 
 # ---- claim verdicts (pure) ------------------------------------------------------------
