@@ -9,10 +9,13 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from conformance.recording import Limits
+
+if TYPE_CHECKING:
+    from conformance.recording import RecordedEvent, Recording
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,3 +127,21 @@ def query_url(url: str, query: Iterable[tuple[str, str]]) -> str:
 def shell_line(parts: Iterable[str]) -> str:
     """A command line a POSIX shell reads back as ``parts``."""
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def admit(rec: "Recording", event: "RecordedEvent", budget: Budget, limits: Limits, kept: int) -> int:
+    """Keep ``event`` on ``rec`` within ``limits.max_recording_bytes`` and restart the
+    read bounds; returns the bytes kept so far. Both transports admit events here,
+    so that their bounds mean the same. Raises ``TooLarge`` past the cap."""
+    from .sse_lines import TooLarge
+
+    kept += len(event.raw) + 2 * len(event.text or "")  # as received, as text, and parsed
+    if kept > limits.max_recording_bytes:
+        raise TooLarge(f"the events kept exceed {limits.describe('max_recording_bytes')}")
+    rec.events.append(event)
+    if rec.t_first_event is None:
+        rec.t_first_event = event.t_perf
+        budget.enter("idle")
+    elif budget.phase == "idle":
+        budget.event(event.t_perf)
+    return kept

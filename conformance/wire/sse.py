@@ -22,7 +22,7 @@ import httpx
 from conformance.recording import Limits, RecordedEvent, Recording, SSEDetail, SSEEventDetail, media_type
 from conformance.request import Request
 
-from .common import Budget, parse_json, query_url, shell_line, tls_context
+from .common import Budget, admit, parse_json, query_url, shell_line, tls_context
 from .decode import BoundedDecoder, UnsupportedEncoding
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
 from .tls import MemoryTLS
@@ -371,15 +371,7 @@ def _read_events(
                 t_wall=t_wall,
                 detail=SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines),
             )
-            kept += len(msg.raw) + 2 * len(msg.data or "")  # as received, as text, and parsed
-            if kept > limits.max_recording_bytes:
-                raise TooLarge(f"the events kept exceed {limits.describe('max_recording_bytes')}")
-            rec.events.append(event)
-            if rec.t_first_event is None:
-                rec.t_first_event = t_perf
-                budget.enter("idle")
-            elif budget.phase == "idle":
-                budget.event(t_perf)
+            kept = admit(rec, event, budget, limits, kept)
             if on_event is not None:
                 try:
                     on_event(event)

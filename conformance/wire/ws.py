@@ -30,7 +30,8 @@ from websockets.sync.client import ClientConnection, connect
 from conformance.recording import Limits, RecordedEvent, Recording, WSDetail, WSFrameDetail
 from conformance.request import ClientMessage, Request
 
-from .common import Budget, parse_json, shell_line, tls_context
+from .common import Budget, admit, parse_json, shell_line, tls_context
+from .sse_lines import TooLarge
 from .tls import MemoryTLS
 from .transport import OnEvent, Transport, register
 from .wire import WireCounter, finish
@@ -422,17 +423,11 @@ def _read_frames(
         data, err = parse_json(text)
         event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err, t_perf=t_perf,
                               t_wall=t_wall, detail=frame)
-        kept += len(raw) + 2 * len(text or "")  # as received, as text, and parsed
-        if kept > limits.max_recording_bytes:
-            rec.error_kind, rec.error = "too_large", f"the events kept exceed {limits.describe('max_recording_bytes')}"
-            rec.t_end = t_perf
+        try:
+            kept = admit(rec, event, budget, limits, kept)
+        except TooLarge as exc:
+            rec.error_kind, rec.error, rec.t_end = "too_large", str(exc), t_perf
             return
-        rec.events.append(event)
-        if rec.t_first_event is None:
-            rec.t_first_event = t_perf
-            budget.enter("idle")
-        elif budget.phase == "idle":
-            budget.event(t_perf)
         if on_event is not None:
             on_event(event)
         n = len(rec.events)
