@@ -20,7 +20,7 @@ from .driver import Gauge, paced
 DEFECTS = {
     "unknown-type", "missing-stream-end", "analysis-mismatch", "ws-extra-event", "content-type-plain",
     "no-cache-control", "buffered", "multi-line-data", "ws-batched-frames", "ws-drop-without-close",
-    "unknown-dataset-500", "default-line-limit", "any-message-cancels", "ts-milliseconds",
+    "unknown-dataset-500", "default-line-limit", "any-message-cancels", "ts-milliseconds", "rejects-one-character",
 }
 GONE = ConnectionError
 """What a write raises once the client has left (aiohttp's ClientConnectionResetError

@@ -58,6 +58,10 @@ def parse(query: Mapping[str, str], defect: str | None = None) -> Request | Reje
     if raw is None:
         return Rejection("question", "the 'question' parameter is required")
     question = raw.strip()
+    if defect == "control-characters-crash" and any(ord(c) < 32 or ord(c) == 127 for c in question):
+        raise RuntimeError("control character in the question")  # the stack answers 500 / close 1011
+    if defect == "rejects-one-character" and len(question) == 1:
+        return Rejection("question", "'question' is too short")
     if not question and defect != "accepts-empty-question":
         return Rejection("question", "'question' must not be empty")
     # the limit counts code points; the defects count UTF-8 bytes or nothing

@@ -100,6 +100,9 @@ DEFECTS: list[Defect] = [
            "INPUT-SSE-JSON-ERROR"),
     Defect("ws-reject-as-stream", "starlette", "input",
            "a rejected WebSocket gets start, error, stream_end before close 1008", "INPUT-WS-REJECT-EVENT"),
+    Defect("control-characters-crash", "starlette", "input",
+           "a question with a control character makes the handler raise: 500 / close 1011", "INPUT-NEVER-5XX"),
+    Defect("rejects-one-character", "aiohttp", "input", "a one-character question is rejected", "INPUT-ACCEPT"),
     Defect("default-line-limit", "aiohttp", "input",
            "aiohttp's stock 8190-byte request line: a 2000-emoji question gets 400", "INPUT-ACCEPT"),
     # -- disconnect and cancel --

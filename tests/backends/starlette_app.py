@@ -25,7 +25,7 @@ DEFECTS = {
     "empty-chunk", "seq-as-string", "event-after-end", "seq-gap", "ws-field-differs", "named-events",
     "no-x-accel-buffering", "reconnect-reruns", "ws-close-1001", "accepts-empty-question",
     "ws-reject-as-stream", "shared-seq-counter", "unterminated-code-run", "ws-work-continues",
-    "question-limit-in-bytes", "ws-gauge-leaks-on-leave",
+    "question-limit-in-bytes", "ws-gauge-leaks-on-leave", "control-characters-crash",
 }
 
 
