@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import platform
 import time
 import warnings
@@ -103,7 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
     base = base_url(config)
     if base is not None and not base.startswith(("http://", "https://")):
         raise pytest.UsageError(f"--base-url {base!r} must start with http:// or https://")
-    if config.getoption("stream_timeout") <= 0:
+    timeout = config.getoption("stream_timeout")
+    if not math.isfinite(timeout) or timeout <= 0:
         raise pytest.UsageError("--stream-timeout must be a positive number of seconds")
     _key_value(config.getoption("param"), "=", "--param")
     _key_value(config.getoption("header"), ":", "--header")
@@ -218,6 +220,7 @@ class SuiteState:
 
         opt = self.config.getoption
         timeout = opt("stream_timeout")
+        d = Limits()  # the defaults, scaled
         paths = {}
         for name, section in profile.transports.items():
             chosen = opt(f"{section.binding}_path") if section.binding in ("sse", "ws") else None
@@ -226,8 +229,10 @@ class SuiteState:
         return Settings(
             base_url=base.rstrip("/"), profile=profile, paths=paths,
             params=_key_value(opt("param"), "=", "--param"), headers=_key_value(opt("header"), ":", "--header"),
-            limits=Limits(connect=min(timeout, 5.0), first_event=timeout, idle=timeout, total=max(60.0, 6 * timeout),
-                          end_grace=min(2.0, timeout), event_idle=3 * timeout,
+            # every bound from --stream-timeout, scaled as the defaults of Limits are
+            limits=Limits(connect=min(timeout, d.connect), first_event=timeout, idle=timeout,
+                          total=max(d.total, d.total / d.idle * timeout),
+                          end_grace=min(d.end_grace, timeout), event_idle=d.event_idle / d.idle * timeout,
                           names=tuple((n, "--stream-timeout") for n in ("connect", "first_event", "idle", "total",
                                                                        "end_grace", "event_idle"))),
             parity=opt("parity"), metrics_url=opt("metrics_url"), seed=opt("draw_seed"),
@@ -294,11 +299,11 @@ class SuiteState:
                     f"no --base-url given, and the embedded reference server needs {', '.join(missing)}: "
                     "install agentstream[server], or give --base-url")
                 return
-            from reference_server.embedded import EmbeddedServer
-
-            server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
-            self._server = server
             try:
+                from reference_server.embedded import EmbeddedServer
+
+                server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
+                self._server = server
                 server.start()
             except Exception as exc:  # noqa: BLE001 - reported to the user as a usage error
                 self._start_error = pytest.UsageError(f"the embedded reference server did not start: {exc}")

@@ -5,13 +5,13 @@ and hand it to a transport (``conformance.wire``); the recording keeps it. Since
 the request is data and not a closure, the reproduction line of any finding is
 derived from it, the JSON report can carry it, and
 ``python -m conformance.recorders replay FILE.json`` can send it again. Frozen and
-hashable: the session caches recordings by request.
+hashable: a report lists each distinct request once.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 Pairs = tuple[tuple[str, str], ...]
@@ -46,10 +46,6 @@ class ClientMessage:
             return event_type == self.on_type
         return self.after_events is not None and events_so_far == self.after_events
 
-    def describe(self) -> str:
-        when = f"on {self.on_type!r}" if self.on_type is not None else f"after {self.after_events} events"
-        return f"{self.text} {when}"
-
 
 @dataclass(frozen=True)
 class Request:
@@ -68,7 +64,7 @@ class Request:
     """Offer permessage-deflate (WebSocket)."""
     last_event_id: str | None = None
     """Sent as Last-Event-ID (SSE), as a browser's EventSource does on reconnect."""
-    end_types: tuple[str, ...] = field(default=(), compare=True)
+    end_types: tuple[str, ...] = ()
     """After an event of one of these types the server must end the stream (the
     recorder waits ``Limits.end_grace`` for it): the profile's last type."""
 
@@ -130,6 +126,7 @@ class Request:
         """The request a report wrote; ValueError names what is wrong."""
         if not isinstance(doc, Mapping) or not isinstance(doc.get("transport"), str) or not isinstance(doc.get("url"), str):
             raise ValueError("a request needs a string 'transport' and 'url'")
+        _check_types(doc)
         try:
             body = doc.get("body")
             return cls(
@@ -139,8 +136,39 @@ class Request:
                 body=body.encode("utf-8", "surrogateescape") if isinstance(body, str) else None,
                 messages=tuple(ClientMessage(str(m["text"]), m.get("after_events"), m.get("on_type"))
                                for m in doc.get("messages", [])),
-                close_after=doc.get("close_after"), compression=bool(doc.get("compression", False)),
+                close_after=doc.get("close_after"), compression=doc.get("compression", False) is True,
                 last_event_id=doc.get("last_event_id"), end_types=tuple(doc.get("end_types", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a request: {type(exc).__name__}: {exc}") from None
+
+
+def _kind(value: Any, types: tuple[type, ...], optional: bool = True) -> bool:
+    return (optional and value is None) or (isinstance(value, types) and not isinstance(value, bool))
+
+
+def _check_types(doc: Mapping[str, Any]) -> None:
+    """ValueError naming the first field of a request document with the wrong type."""
+    def pairs(name: str) -> None:
+        items = doc.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+                                                  for p in items):
+            raise ValueError(f"'{name}' must be a list of [name, value] string pairs")
+
+    pairs("query")
+    pairs("headers")
+    for name in ("method", "body", "last_event_id"):
+        if not _kind(doc.get(name), (str,)):
+            raise ValueError(f"'{name}' must be a string")
+    if not _kind(doc.get("close_after"), (int,)):
+        raise ValueError("'close_after' must be an integer")
+    ends = doc.get("end_types", [])
+    if not isinstance(ends, list) or not all(isinstance(x, str) for x in ends):
+        raise ValueError("'end_types' must be a list of strings")
+    messages = doc.get("messages", [])
+    if not isinstance(messages, list):
+        raise ValueError("'messages' must be a list")
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or not isinstance(m.get("text"), str) \
+                or not _kind(m.get("after_events"), (int,)) or not _kind(m.get("on_type"), (str,)):
+            raise ValueError(f"messages[{i}] must have a string 'text', an integer 'after_events' or a string 'on_type'")

@@ -5,8 +5,8 @@ profile, limits, the parity setting) and a cache of recordings by stimulus and
 transport. :meth:`Session.prefetch` records, concurrently, exactly the stimuli
 the selected rules need, so ``-k ONE-RULE`` records only that rule's streams.
 :func:`judge_rule` runs one registered rule on the session and returns its
-:class:`conformance.verdict.Outcome`; the pytest plugin, the command line and
-the project's tests all go through it.
+:class:`conformance.verdict.Outcome`; the pytest plugin and the project's tests
+go through it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import stimuli as _stimuli
-from .parity import Divergence, parity_mode, structural_divergence, strict_divergence
+from .parity import Divergence, is_deterministic, parity_mode, structural_divergence, strict_divergence
 from .profile import Profile
 from .recording import Limits, Recording
 from .request import Request
@@ -60,6 +60,8 @@ class Session:
         self._findings: dict[int, tuple[Recording, list[Finding]]] = {}
         self._lock = threading.RLock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._active_lock = threading.Lock()
+        """Held while an active stimulus runs (never ``_lock``, which guards the cache only)."""
 
     @property
     def base_url(self) -> str:
@@ -98,7 +100,7 @@ class Session:
         try:
             return transport.record(request, self.settings.limits, on_event)
         except Exception as exc:  # noqa: BLE001 - contained to this recording, and named
-            rec = Recording(request=request)
+            rec = Recording(request=request, detail=transport.new_detail())
             rec.error_kind = "protocol"
             rec.error = f"the {transport.name} transport raised {type(exc).__name__}: {exc} (a bug in the transport)"
             return rec
@@ -131,7 +133,9 @@ class Session:
             if not self._applies(name, transport):
                 value: Any = []
             elif stim.active:
-                with self._lock:  # active stimuli read a backend-wide gauge: one at a time
+                for dep in stim.depends:  # before the lock below: they may record
+                    self.recordings(dep, transport)
+                with self._active_lock:  # active stimuli read a backend-wide gauge: one at a time
                     value = stim.make(self, transport)
             else:
                 value = self.record_all(stim.make(self, transport))
@@ -181,8 +185,6 @@ class Session:
 
     def deterministic(self, transports: Iterable[str]) -> tuple[bool, str]:
         """Whether the backend repeated itself exactly on each of ``transports``, and why not."""
-        from .parity import is_deterministic
-
         q = self.profile.sample_questions[0]
         for t in transports:
             a, b = self.recordings("baseline", t)[0], self.recordings("repeat", t)[0]

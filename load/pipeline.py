@@ -26,8 +26,8 @@ from .metrics import StreamFigures, classify_error, stream_figures
 
 def limits_for(cfg: LoadConfig) -> Limits:
     t = cfg.stream_timeout_s
-    names = tuple((n, "--stream-timeout") for n in ("first_event", "idle", "total"))
-    return Limits(connect=min(5.0, t), first_event=t, idle=t, total=t, names=names)
+    names = tuple((n, "--stream-timeout") for n in ("first_event", "idle", "event_idle", "total"))
+    return Limits(connect=min(Limits().connect, t), first_event=t, idle=t, event_idle=t, total=t, names=names)
 
 
 def transports_for(profile: Profile) -> list[str]:

@@ -260,3 +260,44 @@ def test_drawn_inputs_are_a_function_of_the_seed() -> None:
     code = "import sys; from conformance import draw, stimuli, session; print('hypothesis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_a_request_document_with_wrong_types_is_refused() -> None:
+    good = Request.make("ws", "http://127.0.0.1:1/ws", close_after=3).to_json()
+    for field, bad in (("close_after", "3"), ("end_types", "stream_end"), ("query", [["a"]]),
+                       ("messages", [{"text": "x", "after_events": "1"}])):
+        with pytest.raises(ValueError, match=field.split("_")[0]):
+            Request.from_json({**good, field: bad})
+
+
+def _recording(transport: str, types: list[str], **fields) -> "object":
+    from conformance.recording import RecordedEvent, Recording, SSEDetail, WSDetail
+
+    rec = Recording(request=Request(transport, "http://127.0.0.1:1/x"),
+                    detail=SSEDetail() if transport == "sse" else WSDetail(), **fields)
+    for i, t in enumerate(types):
+        data = {"type": t, **({"data": {}} if t == "complete" else {})}
+        rec.events.append(RecordedEvent(i, json.dumps(data).encode(), json.dumps(data), data))
+    return rec
+
+
+def test_an_accepted_stream_that_ends_abnormally_is_a_finding() -> None:
+    """A complete WebSocket stream closed with 1011 breaks a rule that needs a valid stream."""
+    from conformance.rules.common import stream_problems
+    from conformance.session import Context
+
+    rec = _recording("ws", ["start", "complete", "stream_end"], status=101)
+    rec.detail.close_code, rec.detail.close_frame_received = 1011, True
+    ctx = Context(None, load_profile(), RULES["INPUT-ACCEPT"], "ws")
+    problems = stream_problems("INPUT-ACCEPT", rec, ctx, "case")
+    assert [f.message for f, _ in problems] == ["case: close code 1011"]
+
+
+def test_sse_ends_response_needs_a_stream_that_reached_its_end() -> None:
+    from conformance.session import judge_rule
+
+    session = Session(Settings("http://127.0.0.1:1", load_profile()))
+    empty = _recording("sse", [], status=200, response_headers=[("content-type", "text/event-stream")])
+    empty.error_kind, empty.error = "timeout", "no event within 1 s"
+    session._cache[("baseline", "sse")] = [empty]
+    assert judge_rule(RULES["SSE-ENDS-RESPONSE"], session, "sse").verdict == "skip"

@@ -240,6 +240,12 @@ def test_tls_wire_bytes_are_counted_below_tls(tmp_path):
             relay.wait_idle()
             assert rec.ok and len(rec.events) == 5, rec.error
             assert (rec.bytes_sent, rec.bytes_received) == (relay.up, relay.down)
+            if transport == "ws":
+                # a stream longer than the bound on a handshake reply (128 KiB) is not cut:
+                # that bound is on the plaintext reply, which a 101 ends
+                long = record_ws(base.replace("https", "wss") + "/ws", params={"n": "60", "pad": "3000"},
+                                 compression=compression, limits=FAST)
+                assert long.ok and len(long.events) == 60 and long.payload_bytes > 170_000, long.error
             # the heads are found in the plaintext; the wire adds the TLS handshake and records
             assert rec.head_bytes_received == _head_size(rec)
             assert 0 < rec.head_bytes_sent < rec.bytes_sent and rec.head_bytes_received < rec.bytes_received
@@ -642,3 +648,9 @@ def test_ws_fragmented_message_is_one_event():
         rec = record_ws(srv.base_url + "/x", limits=FAST, end_types=("stream_end",))
     assert [e.data for e in rec.events] == [{"type": "start", "seq": 0}, {"type": "stream_end", "seq": 1}], rec.error
     assert rec.detail.close_code == 1000, (rec.error_kind, rec.error)
+
+
+@pytest.mark.parametrize("record", [record_sse, record_ws])
+def test_a_host_idna_cannot_encode_is_a_connect_error(record):
+    rec = record("http://" + "a" * 64 + ".example/x", limits=FAST)
+    assert rec.error_kind == "connect", rec.error

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ws: send the preceding --send message when an event of this type arrives")
     p.add_argument("--cancel-after", type=int, metavar="N", help="ws: send {\"type\": \"cancel\"} after N events")
     p.add_argument("--close-after", type=int, metavar="N", help="client closes after N events")
+    p.add_argument("--end-type", action="append", default=[], metavar="TYPE",
+                   help="after an event of this type the server must end the stream soon (the profile's last type)")
     p.add_argument("--rule", help="replay: the request of this rule ID (default: the first failing or warning rule)")
     p.add_argument("--index", type=int, default=0, help="replay: which of that rule's requests (default 0)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="bound on the whole recording (default 60)")
@@ -75,6 +78,8 @@ def summary(rec: Recording) -> str:
         parts.append(f"error={rec.error_kind}: {rec.error}")
     elif not transport.accepted(rec):
         parts.append("no stream")
+    elif transport.incomplete(rec) is not None:
+        parts.append(f"ended abnormally: {transport.incomplete(rec)[1]}")
     else:
         parts.append("ok")
     return " ".join(parts)
@@ -119,7 +124,7 @@ def request_from_args(args: argparse.Namespace) -> Request:
         headers["Origin"] = args.origin
     return Request.make(args.transport, args.url, params=dict(args.param), headers=headers,
                         compression=args.compression, messages=_messages(args), close_after=args.close_after,
-                        last_event_id=args.last_event_id)
+                        last_event_id=args.last_event_id, end_types=tuple(args.end_type))
 
 
 def request_from_file(path: str, rule: str | None, index: int) -> Request:
@@ -153,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # an event may hold a lone surrogate
     args = build_parser().parse_args(argv)
-    if args.timeout <= 0:
-        print("--timeout must be > 0", file=sys.stderr)
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        print("--timeout must be a positive number of seconds", file=sys.stderr)
         return 2
     t = args.timeout
     base = Limits()
@@ -178,4 +183,4 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# event {ev.index} ({kind}): {ev.parse_error}: {shown!r}"[:2000])
     print(summary(rec))
     sys.stdout.flush()
-    return 0 if rec.ok and get(rec.transport).accepted(rec) else 1
+    return 0 if get(rec.transport).incomplete(rec) is None else 1

@@ -29,8 +29,9 @@ def stream_problems(rule_id: str, recording, ctx, label: str = "") -> list | Non
             ctx.not_judged.append(f"the stream breaks {', '.join(sorted(rules))} (see {'those rules' if len(rules) > 1 else 'that rule'})")
             return None
     out = [(finding(rule_id, f"{prefix}{f.rule}: {f.message}", f.index, f.pointer), recording) for f in broken]
-    if recording.error_kind and not out:
-        out.append((finding(rule_id, f"{prefix}{recording.error}"), recording))
+    problem = transport.incomplete(recording)
+    if problem is not None and not out:  # cut short, or ended abnormally (a WS close 1011, ...)
+        out.append((finding(rule_id, f"{prefix}{problem[1]}"), recording))
     return out
 
 
@@ -54,6 +55,9 @@ def valid_and_unchanged(rule_id: str, recording, reference, ctx, label: str, dif
     """``stream_problems``, or else a finding when the stream diverges from
     ``reference`` (the same request without the change under test) in the
     session's parity mode; ``differs`` says how, e.g. 'the stream changed'."""
+    if get(reference.transport).incomplete(reference) is not None:
+        ctx.not_judged.append("the stream to compare with is not complete (see the stream rules)")
+        return []
     items = stream_problems(rule_id, recording, ctx, label)
     if items is None:
         return []

@@ -9,6 +9,8 @@ import json
 
 from conformance.validate import finding
 
+from conformance.wire import get
+
 from .common import require_accepted_baseline, stream_problems
 from .registry import NotJudged, rule
 
@@ -124,10 +126,9 @@ def never_5xx_problems(rule_id: str, rec, ctx, label: str) -> list:
         return [(finding(rule_id, f"{label}: hang: {rec.error}"), rec)]
     if section.binding == "ws" and rec.detail.close_code in set(section.forbidden_close):
         return [(finding(rule_id, f"{label}: closed with {rec.detail.close_code}"), rec)]
-    if section.binding == "sse":
-        accepted = rec.status == 200
-    else:
-        accepted = rec.status == 101 and rec.detail.close_code != section.close_reject
+    accepted = get(rec.transport).accepted(rec)
+    if section.binding == "ws":
+        accepted = accepted and rec.detail.close_code != section.close_reject
     if accepted:
         return stream_problems(rule_id, rec, ctx, label) or []
     return rejection_problems(rule_id, rec, ctx, label)

@@ -7,7 +7,7 @@ verdict per transport, per parity pair, or one for the run), the stimuli whose
 recordings it judges, and its preconditions. Its docstring's first line is the
 requirement a failure quotes. Everything else is generated from here: the
 pytest items (one per rule and transport, so ``-k ORDER-SEQ`` selects a rule),
-the rule table in docs/protocol.md, the JSON report's entries, and the set of
+the rule table (docs/rules.md), the JSON report's entries, and the set of
 per-stream rules the load scenarios run on every stream.
 
 Two shapes of rule function:

@@ -8,7 +8,7 @@ from conformance.validate import finding, plausible_ts
 
 from .registry import NotJudged, Precondition, rule, stream_rule
 
-ACCEPTED = Precondition("accepted", lambda rec, ctx: rec.status == 200,
+ACCEPTED = Precondition("accepted", lambda rec, ctx: rec.status == ctx.section.status,
                         "no accepted {what} stream to judge (see SSE-STATUS)")
 HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events), "no {what} events to judge (see SSE-STATUS)")
 
@@ -152,11 +152,15 @@ def sse_not_buffered(rec, ctx):
     return []
 
 
-@stream_rule("SSE-ENDS-RESPONSE", "MUST", "4", binding="sse", requires=[ACCEPTED])
+REACHED_END = Precondition("reached end", lambda rec, ctx: bool(rec.events) and rec.events[-1].type == ctx.profile.order.last,
+                           "no {what} stream reached the last event (see ORDER-LAST-STREAM-END)")
+
+
+@stream_rule("SSE-ENDS-RESPONSE", "MUST", "4", binding="sse", requires=[ACCEPTED, REACHED_END])
 def sse_ends_response(rec, ctx):
     """after stream_end the server ends the response"""
     last = ctx.profile.order.last
-    if rec.events and rec.events[-1].type == last and rec.error_kind == "timeout":
+    if rec.error_kind == "timeout":
         return [finding("SSE-ENDS-RESPONSE", f"the response stayed open after {last!r}: {rec.error}")]
     return []
 

@@ -155,5 +155,8 @@ def ws_deflate(ctx):
 @rule("WS-IGNORE-CLIENT-MESSAGES", "MUST", "5", binding="ws", needs=["client_hello", "baseline", "repeat"])
 def ws_ignores_other_messages(ctx):
     """client messages other than cancel are ignored"""
-    return valid_and_unchanged("WS-IGNORE-CLIENT-MESSAGES", ctx.get("client_hello")[0], ctx.get("baseline")[0], ctx,
+    rec = ctx.get("client_hello")[0]
+    if not rec.detail.messages_sent_at and not (rec.error_kind or not handshake_ok(rec)):
+        raise NotJudged("the unknown client message was never sent (the stream ended before its first event)")
+    return valid_and_unchanged("WS-IGNORE-CLIENT-MESSAGES", rec, ctx.get("baseline")[0], ctx,
                                "after an unknown client message", "the stream changed")

@@ -51,8 +51,9 @@ class Budget:
 
     Phases: ``head`` (waiting for the response head / handshake, bounded by
     ``first_event``), ``first_event`` (from the head to the first event),
-    ``idle`` (each read after the first event), ``grace`` (after an end event or
-    a cancel, waiting for the server to end the stream, bounded by ``end_grace``),
+    ``idle`` (after the first event: ``idle`` from the last complete line or
+    message, ``event_idle`` from the last event), ``grace`` (after an end event,
+    waiting for the server to end the stream, bounded by ``end_grace``),
     all capped by ``total`` from the start.
     """
 
@@ -90,14 +91,14 @@ class Budget:
         """An event arrived: ``idle`` and ``event_idle`` start again."""
         self._progress = self._event = time.perf_counter() if now is None else now
 
-    def deadline(self, now: float | None = None) -> float:
+    def deadline(self) -> float:
         if self._fixed is not None:
             return min(self._fixed, self.t_total)
         return min(self._progress + self.limits.idle, self._event + self.limits.event_idle, self.t_total)
 
     def remaining(self, now: float | None = None) -> float:
         now = time.perf_counter() if now is None else now
-        return max(0.0, self.deadline(now) - now)
+        return max(0.0, self.deadline() - now)
 
     def describe_timeout(self, now: float | None = None) -> str:
         """One sentence saying which bound ran out."""

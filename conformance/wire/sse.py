@@ -150,6 +150,8 @@ def _is_event_stream(response: httpx.Response) -> bool:
 
 
 def _classify(exc: BaseException, *, got_head: bool) -> str:
+    if isinstance(exc, UnicodeError):  # a host name IDNA cannot encode
+        return "connect"
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)):
         return "connect"
     if isinstance(exc, httpx.TimeoutException):
@@ -207,6 +209,9 @@ class SSETransport(Transport):
     def accepted(self, rec: Recording) -> bool:
         return rec.status is not None and rec.body is None and 200 <= rec.status < 300 and rec.status != 204
 
+    def new_detail(self) -> SSEDetail:
+        return SSEDetail()
+
     def incomplete(self, rec: Recording) -> tuple[str, str] | None:
         if rec.error_kind is None and rec.status == 200 and rec.body is not None:
             return "status", f"the answer is not an event stream (Content-Type {rec.header('content-type')!r})"
@@ -244,7 +249,7 @@ class SSETransport(Transport):
 
 def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recording:
     url = request.url
-    rec = Recording(request=request, detail=SSEDetail())
+    rec = Recording(request=request, detail=SSE.new_detail())
     rec.wall_start = time.time()
     rec.t_start = time.perf_counter()
     budget = Budget(limits, rec.t_start)
@@ -295,7 +300,7 @@ def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recor
     except httpx.TimeoutException as exc:
         rec.error_kind = "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "timeout"
         rec.error = f"connect timed out after {limits.describe('connect')}" if rec.error_kind == "connect" else budget.describe_timeout()
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError) as exc:  # UnicodeError: IDNA
         rec.error_kind = _classify(exc, got_head=got_head)
         rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return finish(rec, counter)

@@ -35,7 +35,6 @@ class Transport:
     """The profile binding this transport follows ('sse' or 'ws')."""
     label: ClassVar[str]
     """How reports and tables name it."""
-    schemes: ClassVar[tuple[str, ...]] = ("http", "https")
 
     def record(self, request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
         """Open the stream and record it. Never raises for network or protocol
@@ -46,6 +45,10 @@ class Transport:
     def accepted(self, rec: Recording) -> bool:
         """The server accepted the stream (it did not answer with a refusal)."""
         raise NotImplementedError
+
+    def new_detail(self) -> object:
+        """A fresh detail object of this transport's recordings (``Recording.detail``)."""
+        return None
 
     def incomplete(self, rec: Recording) -> tuple[str, str] | None:
         """(error kind, message) when the recording is not a complete stream
@@ -117,5 +120,5 @@ def unreachable(base_url: str, timeout: float = 5.0) -> str | None:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return None
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
         return f"{type(exc).__name__}: {exc.strerror or exc}"

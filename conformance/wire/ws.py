@@ -3,7 +3,7 @@
 The recorder opens the TCP connection itself (bounded by ``limits.connect``) and
 hands websockets a thin wrapper (``sock=``) that counts every byte that crosses
 the socket, so the counts include the handshake and the frame headers, and
-compressed payloads are counted as sent. Each frame becomes one event; the close
+compressed payloads are counted as sent. Each message (one or more frames) becomes one event; the close
 code, the reason and whether a close frame really arrived are kept, since a
 dropped connection (1006) is a finding of its own. Synchronous on purpose: it
 runs as is in pytest and under gevent (Locust).
@@ -45,6 +45,30 @@ _CLOSE_KINDS = {1002: "protocol", 1007: "protocol", 1009: "too_large"}
 """Close codes the *client* sends when the server broke the protocol."""
 
 
+class _ReplyGuard:
+    """Bounds a handshake reply other than 101 (head and body, plaintext bytes):
+    websockets reads such a body to its end, however long. Frames after a 101 are
+    bounded by ``max_size`` and the recording's bytes instead."""
+
+    def __init__(self) -> None:
+        self.limit: int | None = None
+        self.over: str | None = None
+        self._seen = 0
+        self._status_line = b""
+
+    def see(self, data: bytes, counter: WireCounter) -> None:
+        if self.limit is None:
+            return
+        self._seen += len(data)
+        if len(self._status_line) < 12:
+            self._status_line += data[: 12 - len(self._status_line)]
+        if self._status_line[9:12] == b"101" and counter.received.head is not None:
+            self.limit = None
+        elif self._seen > self.limit:
+            self.over = f"the handshake reply grew past {self.limit} bytes without completing"
+            raise ConnectionAbortedError(self.over)
+
+
 class _CountingSocket:
     """Delegates to a socket and counts what ``recv``/``send``/``sendall`` move."""
 
@@ -53,24 +77,13 @@ class _CountingSocket:
         self._counter = counter
         self.plaintext = True
         """False once TLS runs over this socket: its bytes are then ciphertext."""
-        self.reply_limit: int | None = None
-        """While set, the most bytes a handshake reply other than 101 may take (head
-        and body): websockets reads such a body to its end, however long."""
-        self.over: str | None = None
-        self._status_line = b""
+        self.guard = _ReplyGuard()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = self._sock.recv(bufsize, flags)
         self._counter.on_received(data, app=self.plaintext)
-        if self.reply_limit is not None:
-            if len(self._status_line) < 12:
-                self._status_line += data[: 12 - len(self._status_line)]
-            upgraded = self._status_line[9:12] == b"101" and self._counter.received.head is not None
-            if upgraded:
-                self.reply_limit = None  # frames follow: bounded by max_size and the recording's bytes
-            elif self._counter.bytes_received > self.reply_limit:
-                self.over = f"the handshake reply grew past {self.reply_limit} bytes without completing"
-                raise ConnectionAbortedError(self.over)
+        if self.plaintext:
+            self.guard.see(data, self._counter)
         return data
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
@@ -101,6 +114,7 @@ class _TLSSocket:
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = self._tls.recv(bufsize)
         self._counter.on_received(data, wire=False)
+        self._csock.guard.see(data, self._counter)  # plaintext: the counting socket below sees ciphertext
         return data
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
@@ -160,7 +174,6 @@ class WSTransport(Transport):
     name = "ws"
     binding = "ws"
     label = "WebSocket"
-    schemes = ("http", "https", "ws", "wss")
 
     def record(self, request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
         """Open the WebSocket and record every message.
@@ -174,7 +187,7 @@ class WSTransport(Transport):
         recorded, while the socket is still open (before the request's messages
         or ``close_after`` act); what it raises propagates.
         """
-        rec = Recording(request=request, detail=WSDetail())
+        rec = Recording(request=request, detail=self.new_detail())
         rec.wall_start = time.time()
         rec.t_start = time.perf_counter()
         budget = Budget(limits, rec.t_start)
@@ -187,6 +200,9 @@ class WSTransport(Transport):
 
     def accepted(self, rec: Recording) -> bool:
         return rec.status == 101
+
+    def new_detail(self) -> WSDetail:
+        return WSDetail()
 
     def incomplete(self, rec: Recording) -> tuple[str, str] | None:
         problem = super().incomplete(rec)
@@ -205,6 +221,8 @@ class WSTransport(Transport):
             parts += ["--close-after", str(request.close_after)]
         if request.compression:
             parts.append("--compression")
+        for end in request.end_types:
+            parts += ["--end-type", end]
         return shell_line(parts)
 
     def summary(self, rec: Recording) -> list[str]:
@@ -247,7 +265,7 @@ def _record(
     except TimeoutError:
         rec.error_kind, rec.error = "connect", f"connect timed out after {limits.describe('connect')}"
         return
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
         rec.error_kind, rec.error = "connect", f"{type(exc).__name__}: {exc}"
         return
     counter.connected()
@@ -265,7 +283,7 @@ def _record(
             sock.close()
             rec.error_kind, rec.error = "timeout", f"no TLS handshake within {limits.describe('first_event')}"
             return
-        except (ssl.SSLError, OSError) as exc:
+        except (ssl.SSLError, OSError, UnicodeError) as exc:
             sock.close()
             rec.error_kind, rec.error = "connect", f"TLS handshake failed: {type(exc).__name__}: {exc}"
             return
@@ -274,12 +292,12 @@ def _record(
         handshake_url = urllib.parse.urlunsplit(("ws", f"{host}:{port}", parts.path, parts.query, ""))
     sock.settimeout(None)
 
-    reader = csock if isinstance(csock, _CountingSocket) else csock._csock
-    reader.reply_limit = limits.max_body_bytes + _MAX_HANDSHAKE_HEAD
+    guard = (csock if isinstance(csock, _CountingSocket) else csock._csock).guard
+    guard.limit = limits.max_body_bytes + _MAX_HANDSHAKE_HEAD
     ws_cm, ws = _handshake(rec, csock, sock, handshake_url, request, budget, limits, counter)
     if ws is None:
-        if reader.over is not None:
-            rec.error_kind, rec.error = "too_large", reader.over
+        if guard.over is not None:
+            rec.error_kind, rec.error = "too_large", guard.over
         return
 
     try:
@@ -483,7 +501,7 @@ such as close() enforces close_timeout)."""
 
 def _recv(ws: Any, budget: Budget) -> str | bytes:
     """The next message, within the budget; TimeoutError when it runs out."""
-    deadline = budget.deadline()  # fixed once: in the idle phase it moves with "now"
+    deadline = budget.deadline()  # fixed for this wait: the idle bounds restart only on progress
     while True:
         timeout = deadline - time.perf_counter()
         if timeout <= 0:

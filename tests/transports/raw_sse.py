@@ -54,10 +54,9 @@ class RawSSE(Transport):
     name = "sse-raw"
     binding = "sse"
     label = "SSE (raw HTTP/1.0)"
-    schemes = ("http",)
 
     def record(self, request: Request, limits: Limits = Limits(), on_event=None) -> Recording:
-        rec = Recording(request=request, detail=SSEDetail())
+        rec = Recording(request=request, detail=self.new_detail())
         rec.wall_start, rec.t_start = time.time(), time.perf_counter()
         budget = Budget(limits, rec.t_start)
         budget.enter("head", now=rec.t_start)
@@ -152,6 +151,9 @@ class RawSSE(Transport):
 
     def accepted(self, rec: Recording) -> bool:
         return SSE.accepted(rec)
+
+    def new_detail(self) -> SSEDetail:
+        return SSEDetail()
 
     def incomplete(self, rec: Recording):
         return SSE.incomplete(rec)
