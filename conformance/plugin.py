@@ -132,7 +132,8 @@ class SuiteDirectory(pytest.Directory):
         from .wire import TRANSPORTS
 
         profile = state.profile()
-        state.start_server()  # in the background, while the items are made and selected
+        if not self.config.option.collectonly:
+            state.start_server()  # in the background, while the items are made and selected
         planner = state.planner(profile)
         missing = [name for name in profile.transports if name not in TRANSPORTS]
         for rule in RULES.values():
