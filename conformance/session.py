@@ -27,6 +27,7 @@ from .validate import Finding, validate_recording
 from .verdict import Outcome, outcome
 from .wire import TRANSPORTS, metrics as wire_metrics
 from .wire import get as get_transport
+from .wire.transport import available
 
 MAX_WORKERS = 32
 
@@ -71,8 +72,7 @@ class Session:
     def transports(self, binding: str | None = None) -> list[str]:
         """The transports this session tests: those the profile defines and the
         registry has, optionally only those of one binding."""
-        return [name for name, section in self.profile.transports.items()
-                if name in TRANSPORTS and (binding is None or section.binding == binding)]
+        return available(self.profile.transports, binding)
 
     def missing_transports(self) -> dict[str, str]:
         """Transports the profile defines that no registered transport implements, and why."""

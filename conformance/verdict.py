@@ -39,27 +39,23 @@ class Outcome:
     transport: str = "all"
     findings: list[tuple[Finding, Recording | None]] = field(default_factory=list, repr=False)
 
+    def _recordings(self) -> list[Recording]:
+        """One recording per distinct request the findings come from, in order."""
+        first: dict[Any, Recording] = {}
+        for _, rec in self.findings:
+            if rec is not None:
+                first.setdefault(rec.request, rec)
+        return list(first.values())
+
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Each distinct request the findings come from, as JSON (for replay)."""
-        seen, out = set(), []
-        for _, rec in self.findings:
-            if rec is not None and rec.request not in seen:
-                seen.add(rec.request)
-                out.append(rec.request.to_json())
-        return out
+        return [rec.request.to_json() for rec in self._recordings()]
 
     @property
     def reproductions(self) -> list[str]:
         """A whole reproduction line per distinct request."""
-        from .wire import get
-
-        seen, out = set(), []
-        for _, rec in self.findings:
-            if rec is not None and rec.request not in seen:
-                seen.add(rec.request)
-                out.append(get(rec.transport).reproduce(rec.request))
-        return out
+        return [reproduction(rec) for rec in self._recordings()]
 
 
 def reproduction(recording: Recording) -> str:

@@ -17,7 +17,7 @@ from conformance.recording import Limits, Recording
 from conformance.request import Request
 from conformance.rules import check_stream
 from conformance.validate import Finding
-from conformance.wire import TRANSPORTS
+from conformance.wire.transport import available
 from conformance.wire import record as wire_record
 
 from .config import COMPRESSION_BINDING, LoadConfig
@@ -33,7 +33,7 @@ def limits_for(cfg: LoadConfig) -> Limits:
 def transports_for(profile: Profile) -> list[str]:
     """The transports a load run can measure: those the profile defines and the
     registry has, in the profile's order."""
-    return [name for name in profile.transports if name in TRANSPORTS]
+    return available(profile.transports)
 
 
 def path_for(transport: str, cfg: LoadConfig, profile: Profile) -> str:

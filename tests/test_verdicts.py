@@ -4,6 +4,7 @@ same verdicts run after run."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -68,16 +69,35 @@ def test_no_rule_passes_on_nothing() -> None:
 
 
 def test_same_backend_same_verdicts(tmp_path: Path) -> None:
-    """The drawn-input rules give the same verdicts in every run against one
-    backend (the draw is seeded; --draw-seed changes it)."""
-    select = "INPUT-NEVER-5XX or PROPERTY-QUESTIONS or INPUT-REJECT"
-    with serve("starlette", "accepts-empty-question") as url:
+    """Against a backend that crashes on control characters, the drawn-input rule
+    fails in every run, on the same requests: the boundary values (NUL and the
+    other control characters among them) are always sent, not left to a draw."""
+    select = "INPUT-NEVER-5XX or PROPERTY-QUESTIONS"
+    with serve("starlette", "control-characters-crash") as url:
         runs = [run_suite(url, tmp_path / f"r{i}.json", select=select) for i in range(3)]
-    seen = [sorted((r["id"], r["transport"], r["verdict"], r["message"].split("\n")[1] if r["message"] else "")
+        other = run_suite(url, tmp_path / "other.json", select="INPUT-NEVER-5XX", extra=("--draw-seed", "7"))
+    seen = [sorted((r["id"], r["transport"], r["verdict"], json.dumps(r.get("requests"), sort_keys=True))
                    for r in run.report["rules"]) for run in runs]
     assert seen[0] == seen[1] == seen[2], runs[0].explain()
-    assert ("INPUT-REJECT", "sse", "fail") in {(i, t, v) for i, t, v, _ in seen[0]}
-    assert all(run.report["draw_seed"] == 0 for run in runs)
+    failing = {(i, t) for i, t, v, _ in seen[0] if v == "fail"}
+    assert {("INPUT-NEVER-5XX", "sse"), ("INPUT-NEVER-5XX", "ws")} <= failing, runs[0].explain()
+    assert all(run.report["draw_seed"] == 0 for run in runs) and other.report["draw_seed"] == 7
+
+
+def test_the_seed_chooses_the_drawn_requests() -> None:
+    """The drawn requests are a function of --draw-seed, the same on every transport
+    for the questions (parity compares them), and hold the boundary values."""
+    from conformance.stimuli import STIMULI
+
+    def requests(seed: int, name: str, transport: str) -> list:
+        session = Session(Settings("http://127.0.0.1:1", load_profile(), seed=seed))
+        return [r.query for r in STIMULI[name].make(session, transport)]
+
+    assert requests(0, "drawn_params", "sse") == requests(0, "drawn_params", "sse")
+    assert requests(0, "drawn_params", "sse") != requests(7, "drawn_params", "sse")
+    assert requests(3, "drawn_questions", "sse") == requests(3, "drawn_questions", "ws")
+    values = [dict(q).get("question") for q in requests(0, "drawn_params", "ws")]
+    assert {"", " \t ", "a", "\x00", "x" * 2000, "x" * 2001, "\ud800"} <= set(values)
 
 
 def test_timeouts_name_the_option_the_user_set(tmp_path: Path) -> None:

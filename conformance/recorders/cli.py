@@ -78,8 +78,8 @@ def summary(rec: Recording) -> str:
         parts.append(f"error={rec.error_kind}: {rec.error}")
     elif not transport.accepted(rec):
         parts.append("no stream")
-    elif transport.incomplete(rec) is not None:
-        parts.append(f"ended abnormally: {transport.incomplete(rec)[1]}")
+    elif (problem := transport.incomplete(rec)) is not None:
+        parts.append(f"ended abnormally: {problem[1]}")
     else:
         parts.append("ok")
     return " ".join(parts)

@@ -17,7 +17,8 @@ given to pytest with ``-p MODULE``, or imported before the session starts).
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Mapping
+from typing import Any, Callable, ClassVar
 
 from conformance.recording import Limits, RecordedEvent, Recording
 from conformance.request import Request
@@ -92,6 +93,14 @@ def get(name: str) -> Transport:
 def record(request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
     """Record ``request`` with the transport it names."""
     return get(request.transport).record(request, limits, on_event)
+
+
+def available(sections: Mapping[str, Any], binding: str | None = None) -> list[str]:
+    """The transports of a profile (``profile.transports``: name -> section) that are
+    registered, in the profile's order, optionally only those of one binding: what
+    the suite and the load run can use."""
+    return [name for name, section in sections.items()
+            if name in TRANSPORTS and (binding is None or section.binding == binding)]
 
 
 def label(name: str) -> str:
