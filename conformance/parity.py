@@ -8,18 +8,28 @@ differ, as JSON pointers.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import pointer as jp
 from .profile import Profile
 from .validate import json_pointer, short
 
 
 def strip_volatile(obj: Any, volatile: tuple[str, ...]) -> Any:
-    """The event without its volatile top-level fields (such as ``ts``)."""
-    if isinstance(obj, dict):
-        return {k: v for k, v in obj.items() if k not in volatile}
-    return obj
+    """The event without its volatile fields: top-level names (``ts``) and JSON
+    pointers, where ``*`` matches every member (``/response/output/*/id``)."""
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: v for k, v in obj.items() if k not in volatile}
+    pointers = [v for v in volatile if v.startswith("/")]
+    if pointers:
+        out = copy.deepcopy(out)
+        for pattern in pointers:
+            for concrete in reversed(list(jp.expand(out, pattern))):
+                jp.remove(out, concrete)
+    return out
 
 
 def _type(obj: Any, profile: Profile) -> str | None:

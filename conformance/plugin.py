@@ -56,7 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="extra request parameter sent on every transport (repeatable)")
     group.addoption("--header", action="append", default=[], metavar="'Name: value'",
                     help="extra request header sent on every transport (repeatable)")
-    group.addoption("--profile", default=None, help=f"profile name or YAML path (default {DEFAULT_PROFILE})")
+    group.addoption("--profile", default=None, help=f"profile name or YAML path (default {DEFAULT_PROFILE}; "
+                                                     "see --list-profiles)")
+    group.addoption("--list-profiles", action="store_true", help="list the bundled profiles and exit")
     group.addoption("--parity", default="auto", choices=("auto", "strict", "structural"),
                     help="auto: strict when the backend repeats itself exactly, else structural")
     group.addoption("--stream-timeout", type=float, default=10.0,
@@ -69,6 +71,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "same backend gets the same verdict in every run")
     group.addoption("--embedded-pace-ms", type=float, default=None,
                     help="pace of the embedded reference server between chunk events (default: its own, 30 ms)")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("list_profiles", False):
+        return None
+    from .profile import describe_profiles
+
+    print(describe_profiles())
+    return 0
 
 
 def _key_value(items: list[str], sep: str, what: str) -> dict[str, str]:
@@ -136,9 +147,19 @@ class SuiteDirectory(pytest.Directory):
             state.start_server()  # in the background, while the items are made and selected
         planner = state.planner(profile)
         missing = [name for name in profile.transports if name not in TRANSPORTS]
+        bindings = {section.binding for section in profile.transports.values()}
         for rule in RULES.values():
-            for target in targets(rule, planner):
+            found = targets(rule, planner)
+            for target in found:
                 yield RuleItem.from_parent(self, name=f"{rule.id}{_suffix(target)}", rule_id=rule.id, target=target)
+            if not found and rule.binding is not None and rule.binding not in bindings:
+                yield RuleItem.from_parent(self, name=f"{rule.id}[{rule.binding}]", rule_id=rule.id, target=rule.binding,
+                                           unavailable=f"the profile {profile.name} defines no transport of the "
+                                                       f"{rule.binding} binding")
+            elif not found and rule.scope == "pair" and not missing:
+                yield RuleItem.from_parent(self, name=rule.id, rule_id=rule.id, target=None,
+                                           unavailable=f"the profile {profile.name} defines no pair of transports "
+                                                       f"to compare")
             if rule.scope == "transport":
                 for name in missing:
                     if rule.binding is None or profile.transports[name].binding == rule.binding:
@@ -370,9 +391,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         from .rules import get
 
         result = item.outcome
+        rule, profile = get(item.rule_id), item.config.stash[STATE_KEY].profile()
         entry = {
             "id": item.rule_id,
-            "level": get(item.rule_id).level,
+            "level": profile.level(rule.id, rule.level),
+            "section": profile.section(rule.id, rule.section),
             "verdict": verdict,
             "transport": item.transport_label,
             "message": message,

@@ -9,6 +9,7 @@ message that names the bad key.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any
 import jsonschema
 import yaml
 from jsonschema import Draft202012Validator
+
+from .request import ClientMessage, Request
+from .template import edit, encode, render
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "agent-stream/1"
@@ -36,12 +40,31 @@ _REPEAT = {
     "properties": {"repeat": {"type": "string"}, "times": {"type": "integer", "minimum": 0}},
 }
 _PARAMS = {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, _REPEAT]}}
+_POINTER = {"type": "string", "pattern": "^(/.*)?$"}
 _CASE = {
     "type": "object",
     "required": ["name"],
     "additionalProperties": False,
-    "properties": {"name": {"type": "string"}, "omit": {"type": "string"}, "params": _PARAMS},
+    "properties": {
+        "name": {"type": "string"},
+        "omit": {"type": "string"},
+        "params": _PARAMS,
+        # edits of the JSON body (or of the WebSocket's first message)
+        "set": {"type": "object", "propertyNames": {"pattern": "^/"}},
+        "remove": {"type": "array", "items": {"type": "string", "pattern": "^/"}},
+        "raw": {"type": "string"},
+        "content_type": {"type": "string"},
+    },
 }
+_ONE_OR_MORE = {"anyOf": [{"type": "string"}, {**_STR_LIST, "minItems": 1}]}
+_AT = {  # a value in an event: its type and a JSON pointer
+    "type": "object",
+    "required": ["event", "pointer"],
+    "additionalProperties": False,
+    "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER},
+}
+_LEVEL = {"enum": ["MUST", "SHOULD"]}
+RULE_ID = {"type": "string", "pattern": "^[A-Z][A-Z0-9-]*$"}
 
 # The shape of a profile. additionalProperties: false catches misspelt keys.
 META_SCHEMA: dict[str, Any] = {
@@ -54,7 +77,16 @@ META_SCHEMA: dict[str, Any] = {
         "type_field": {"type": "string", "minLength": 1},
         "seq_field": {"type": ["string", "null"]},
         "timestamp_field": {"type": ["string", "null"]},
+        "timestamp_unit": {"enum": ["s", "ms"]},
         "volatile": _STR_LIST,
+        "source": {
+            "type": "object",
+            "required": ["title", "url"],
+            "additionalProperties": False,
+            "properties": {"title": {"type": "string"}, "version": {"type": "string"}, "url": {"type": "string"}},
+        },
+        "sections": {"type": "object", "propertyNames": RULE_ID, "additionalProperties": {"type": "string"}},
+        "levels": {"type": "object", "propertyNames": RULE_ID, "additionalProperties": _LEVEL},
         "envelope": {"type": "object"},
         "events": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "object"}},
         "order": {
@@ -62,8 +94,9 @@ META_SCHEMA: dict[str, Any] = {
             "required": ["first", "last"],
             "additionalProperties": False,
             "properties": {
-                "first": {"type": "string"},
-                "last": {"type": "string"},
+                "first": _ONE_OR_MORE,
+                "last": _ONE_OR_MORE,
+                "last_schema": {"type": "object"},
                 "exactly_once": _STR_LIST,
                 "exactly_one_of": {"type": "array", "items": {**_STR_LIST, "minItems": 1}},
                 "terminal": _STR_LIST,
@@ -81,12 +114,56 @@ META_SCHEMA: dict[str, Any] = {
                     "field": {"type": "string"},
                     "full": {"type": "string"},
                     "pointer": {"type": "string", "pattern": "^/"},
-                    "scope": {"enum": ["run", "stream"]},
+                    "scope": {"enum": ["run", "stream", "key"]},
+                    "key": {"type": "array", "items": {"type": "string", "pattern": "^/"}, "minItems": 1},
                     "optional": {"type": "boolean"},
                 },
             },
         },
         "chunk_types": _STR_LIST,
+        "runs": {
+            "type": "object",
+            "required": ["open", "close"],
+            "additionalProperties": False,
+            "properties": {"open": _ONE_OR_MORE, "close": _ONE_OR_MORE, "outside": _STR_LIST,
+                           "after": {"type": "object", "additionalProperties": _STR_LIST}},
+        },
+        "spans": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "start", "end", "key"],
+                "additionalProperties": False,
+                "properties": {"name": {"type": "string"}, "start": {"type": "string"}, "end": _ONE_OR_MORE,
+                               "content": _STR_LIST, "chunk": {"type": "string"}, "key": _POINTER},
+            },
+        },
+        "echoes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["event", "pointer"],
+                "additionalProperties": False,
+                "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER, "request": _POINTER, "same_as": _AT,
+                               "level": _LEVEL},
+                "oneOf": [{"required": ["request"]}, {"required": ["same_as"]}],
+            },
+        },
+        "references": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["event", "pointer", "known"],
+                "additionalProperties": False,
+                "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER, "known": _AT, "level": _LEVEL},
+            },
+        },
+        "state": {
+            "type": "object",
+            "required": ["delta"],
+            "additionalProperties": False,
+            "properties": {"snapshot": _AT, "delta": _AT, "initial": _POINTER, "level": _LEVEL},
+        },
         "request": {
             "type": "object",
             "additionalProperties": False,
@@ -107,6 +184,9 @@ META_SCHEMA: dict[str, Any] = {
                     },
                 },
                 "question_param": {"type": "string", "minLength": 1},
+                "method": {"enum": ["GET", "POST"]},
+                "body": {},
+                "content_type": {"type": "string"},
                 "sample_questions": {**_STR_LIST, "minItems": 1},
                 "invalid": {"type": "array", "items": _CASE},
                 "valid_edge": {"type": "array", "items": _CASE},
@@ -150,6 +230,9 @@ BINDING_SCHEMAS: dict[str, dict[str, Any]] = {
             "reject_status": {"type": "string", "pattern": "^[1-5]xx$"},
             "reject_content_type": {"type": "string"},
             "buffering_min_spread_s": {"type": "number", "minimum": 0},
+            "event_name_is_type": {"type": "boolean"},
+            "done_sentinel": {"type": "string"},
+            "line_endings": {"type": "array", "items": {"enum": ["LF", "CRLF", "CR"]}, "minItems": 1},
         },
     },
     "ws": {
@@ -162,6 +245,8 @@ BINDING_SCHEMAS: dict[str, dict[str, Any]] = {
             "close_reject": {"type": "integer"},
             "reject_event_type": {"type": "string"},
             "forbidden_close": {"type": "array", "items": {"type": "integer"}},
+            "first_message": {},
+            "client_closes": {"type": "boolean"},
             "cancel": {
                 "type": "object",
                 "required": ["message", "expect"],
@@ -188,14 +273,21 @@ class Aggregate:
     pointer: str
     scope: str
     optional: bool = False
+    key: tuple[str, ...] = ()
+    """Scope ``key``: the chunks and the full event of one id (pointers whose values
+    together name it, e.g. ``/item_id`` and ``/content_index``) add up."""
 
 
 @dataclass(frozen=True)
 class Order:
-    """PROTOCOL section 3: which type comes first and last, and what appears how often."""
+    """PROTOCOL section 3: which type comes first and last, and what appears how often.
+    ``first`` and ``last`` list the types allowed there (AG-UI: a run may end with
+    RUN_FINISHED or RUN_ERROR); ``last_schema`` is a JSON Schema the last event must
+    also match (Chat Completions: the last chunk carries a finish_reason)."""
 
-    first: str
-    last: str
+    first: tuple[str, ...]
+    last: tuple[str, ...]
+    last_schema: dict[str, Any] | None = None
     exactly_once: tuple[str, ...] = ()
     exactly_one_of: tuple[tuple[str, ...], ...] = ()
     terminal: tuple[str, ...] = ()
@@ -216,11 +308,17 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class Case:
-    """An ``invalid`` or ``valid_edge`` request: parameters set or one omitted."""
+    """An ``invalid`` or ``valid_edge`` request: query parameters set or one
+    omitted, or edits of the JSON document (members set or removed by pointer, a
+    raw body instead of it, another Content-Type)."""
 
     name: str
     params: tuple[tuple[str, str], ...] = ()
     omit: str | None = None
+    set: tuple[tuple[str, Any], ...] = ()
+    remove: tuple[str, ...] = ()
+    raw: str | None = None
+    content_type: str | None = None
 
     def apply(self, base: dict[str, str]) -> dict[str, str]:
         """Concrete request parameters: ``base`` with this case's edits."""
@@ -240,6 +338,10 @@ class RequestSpec:
     sample_questions: tuple[str, ...] = ("hello",)
     invalid: tuple[Case, ...] = ()
     valid_edge: tuple[Case, ...] = ()
+    method: str = "GET"
+    body: Any = None
+    """A JSON template (see conformance.template): the request is a document, not a query."""
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -268,6 +370,12 @@ class SSEBinding:
     reject_status: str = "4xx"
     reject_content_type: str = "application/json"
     buffering_min_spread_s: float = 0.1
+    event_name_is_type: bool = False
+    """Each message's ``event:`` names its type: it must equal the JSON's type."""
+    done_sentinel: str | None = None
+    """The data of the message that ends the stream (``[DONE]``): not an event, not JSON."""
+    line_endings: tuple[str, ...] = ()
+    """The line terminators the protocol allows (empty: any the SSE format allows)."""
 
     @property
     def reject_class(self) -> int:
@@ -286,10 +394,97 @@ class WSBinding:
     reject_event_type: str | None = None
     forbidden_close: tuple[int, ...] = (1006, 1011)
     cancel: Cancel | None = None
+    first_message: Any = None
+    """A JSON template the client sends right after the handshake (OpenAI Responses:
+    ``response.create``); the request document travels in it instead of the query."""
+    client_closes: bool = False
+    """The server keeps the socket open after the last event; the client closes it."""
 
 
 BINDINGS: dict[str, type] = {"sse": SSEBinding, "ws": WSBinding}
+DOCUMENT_CARRIER: dict[str, str] = {"sse": "body", "ws": "first_message"}
+"""How a request document travels on each binding: as the HTTP body, or as the
+first client message after the handshake."""
 """Binding name -> its typed section (the keys of BINDING_SCHEMAS)."""
+
+
+@dataclass(frozen=True)
+class At:
+    """A value in an event: the event's type (one of several) and a JSON pointer."""
+
+    event: tuple[str, ...]
+    pointer: str
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Several runs per stream: what opens one and what closes it. Between runs only
+    ``outside`` types may come; ``after`` limits what may follow a closing type."""
+
+    open: tuple[str, ...]
+    close: tuple[str, ...]
+    outside: tuple[str, ...] = ()
+    after: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Span:
+    """START, CONTENT*, END per id (``key``, a pointer): spans of different ids may
+    interleave, an id may open again after its END, and every span is closed
+    before its run closes. ``chunk`` events expand to start/content/end: the first
+    chunk of an id opens its span, the next event that is not a chunk of it closes it."""
+
+    name: str
+    start: str
+    end: tuple[str, ...]
+    key: str
+    content: tuple[str, ...] = ()
+    chunk: str | None = None
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A value that must equal the request's (``request``, a pointer into the request
+    document) or an earlier event's (``same_as``)."""
+
+    event: tuple[str, ...]
+    pointer: str
+    request: str | None = None
+    same_as: At | None = None
+    level: str = "MUST"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A value that must name an id an earlier event introduced (``known``)."""
+
+    event: tuple[str, ...]
+    pointer: str
+    known: At
+    level: str = "MUST"
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """State the stream carries: snapshots replace it, deltas (RFC 6902 JSON Patch)
+    must apply to it; it starts as the request's (``initial``, a pointer) or empty."""
+
+    delta: At
+    snapshot: At | None = None
+    initial: str | None = None
+    level: str = "MUST"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The specification a profile encodes."""
+
+    title: str
+    url: str
+    version: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.title} {self.version}".strip()
 
 
 @dataclass(frozen=True)
@@ -314,12 +509,23 @@ def _typed(cls: type, doc: dict[str, Any], **convert: Any) -> Any:
 
 def _case(doc: dict[str, Any]) -> Case:
     return Case(name=doc["name"], params=tuple((k, expand_value(v)) for k, v in doc.get("params", {}).items()),
-                omit=doc.get("omit"))
+                omit=doc.get("omit"), set=tuple(doc.get("set", {}).items()), remove=tuple(doc.get("remove", ())),
+                raw=doc.get("raw"), content_type=doc.get("content_type"))
 
 
 def _binding(name: str, doc: dict[str, Any]) -> SSEBinding | WSBinding:
     cls = BINDINGS[doc.get("binding", name)]
-    return _typed(cls, doc, cancel=lambda c: Cancel(**c), should_headers=dict)
+    return _typed(cls, doc, cancel=lambda c: Cancel(**c), should_headers=dict,
+                  first_message=lambda m: m)
+
+
+def type_names(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A profile's 'one type or a list of types' as a tuple."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _at(doc: dict[str, Any]) -> At:
+    return At(type_names(doc["event"]), doc["pointer"])
 
 
 @dataclass(frozen=True)
@@ -339,15 +545,23 @@ class Profile:
         parity = tuple(tuple(p) for p in raw["parity"]) if "parity" in raw else \
             tuple((names[0], other) for other in names[1:])
         sections = {
-            "order": _typed(Order, raw["order"], exactly_one_of=lambda g: tuple(tuple(x) for x in g)),
+            "order": _typed(Order, raw["order"], exactly_one_of=lambda g: tuple(tuple(x) for x in g),
+                            first=type_names, last=type_names, last_schema=dict),
             "request": _typed(RequestSpec, request,
                               params=lambda ps: {k: _typed(ParamSpec, v) for k, v in ps.items()},
                               invalid=lambda cs: tuple(_case(c) for c in cs),
-                              valid_edge=lambda cs: tuple(_case(c) for c in cs)),
+                              valid_edge=lambda cs: tuple(_case(c) for c in cs), body=lambda b: b),
             "transports": {name: _binding(name, doc) for name, doc in transports.items()},
             "parity": parity,
             "disconnect": _typed(Disconnect, raw.get("disconnect", {})),
-            "aggregates": tuple(Aggregate(**a) for a in raw.get("aggregates", ())),
+            "aggregates": tuple(_typed(Aggregate, a) for a in raw.get("aggregates", ())),
+            "runs": _typed(Runs, raw["runs"], open=type_names, close=type_names,
+                           after=lambda m: {k: tuple(v) for k, v in m.items()}) if "runs" in raw else None,
+            "spans": tuple(_typed(Span, s, end=type_names) for s in raw.get("spans", ())),
+            "echoes": tuple(_typed(Echo, e, event=type_names, same_as=_at) for e in raw.get("echoes", ())),
+            "references": tuple(_typed(Reference, r, event=type_names, known=_at) for r in raw.get("references", ())),
+            "state": _typed(StateSpec, raw["state"], delta=_at, snapshot=_at) if "state" in raw else None,
+            "source": Source(**raw["source"]) if "source" in raw else None,
         }
         for key, value in sections.items():
             object.__setattr__(self, key, value)
@@ -361,6 +575,13 @@ class Profile:
     """Pairs of transports that must send the same events (default: the first with each other one)."""
     disconnect: Disconnect = field(init=False, repr=False, compare=False)
     aggregates: tuple[Aggregate, ...] = field(init=False, repr=False, compare=False)
+    runs: Runs | None = field(init=False, repr=False, compare=False)
+    spans: tuple[Span, ...] = field(init=False, repr=False, compare=False)
+    echoes: tuple[Echo, ...] = field(init=False, repr=False, compare=False)
+    references: tuple[Reference, ...] = field(init=False, repr=False, compare=False)
+    state: StateSpec | None = field(init=False, repr=False, compare=False)
+    source: Source | None = field(init=False, repr=False, compare=False)
+    """The spec the profile encodes (None: agent-stream/1's PROTOCOL.md)."""
 
     # -- vocabulary and envelope --
     @property
@@ -374,6 +595,32 @@ class Profile:
     @property
     def timestamp_field(self) -> str | None:
         return self.raw.get("timestamp_field")
+
+    @property
+    def timestamp_scale(self) -> float:
+        """Timestamp units per second (1 for Unix seconds, 1000 for milliseconds)."""
+        return 1000.0 if self.raw.get("timestamp_unit") == "ms" else 1.0
+
+    def timestamp_s(self, data: Any) -> float | None:
+        """An event's timestamp in Unix seconds, or None when it carries no number there."""
+        name = self.timestamp_field
+        if not name or not isinstance(data, dict):
+            return None
+        value = data.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        return value / self.timestamp_scale
+
+    def level(self, rule_id: str, default: str) -> str:
+        """The rule's level under this profile (``levels:`` overrides the registry's)."""
+        return self.raw.get("levels", {}).get(rule_id, default)
+
+    def section(self, rule_id: str, default: str) -> str:
+        """Where the profile's spec states the rule (``sections:``); the registry's
+        section of PROTOCOL.md for a profile without a source."""
+        if rule_id in self.raw.get("sections", {}):
+            return self.raw["sections"][rule_id]
+        return f"PROTOCOL.md section {default}" if self.source is None else "not stated in the spec"
 
     @property
     def volatile(self) -> tuple[str, ...]:
@@ -398,7 +645,58 @@ class Profile:
     @property
     def end_types(self) -> tuple[str, ...]:
         """Types after which the server must end the stream: the recorders' cue."""
-        return (self.order.last,)
+        return self.order.last
+
+    def make_request(self, transport: str, url: str, *, question: str | None = None,
+                params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+                case: Case | None = None, **kwargs: Any) -> Request:
+        """The request for one stream on ``transport``, built as this protocol asks:
+        the question in the query parameter, or rendered into the JSON document that
+        travels as the body (SSE) or as the first client message (WebSocket);
+        ``case`` edits it (an invalid or edge-case request). Every caller (suite,
+        load, recorder CLI) builds requests here."""
+        section = self.transports[transport]
+        spec = self.request
+        query = dict(params or {})
+        hdrs = dict(headers or {})
+        messages = tuple(kwargs.pop("messages", ()))
+        method, body = "GET", None
+        carrier = DOCUMENT_CARRIER[section.binding]
+        template = getattr(section, "first_message", None) if carrier == "first_message" else None
+        if template is None and (carrier == "body" or spec.body is not None):
+            template = spec.body
+        asked = question if question is not None else spec.sample_questions[0]
+        if template is None:
+            if question is not None:
+                query[spec.question_param] = question
+            if case is not None:
+                query = case.apply(query)
+            asked = query.get(spec.question_param)
+        else:
+            doc = render(template, asked)
+            if case is not None:
+                doc = edit(doc, case.set, case.remove)
+            data = case.raw.encode("utf-8") if case is not None and case.raw is not None else encode(doc)
+            if carrier == "first_message":
+                messages = (ClientMessage(data.decode("utf-8", "surrogateescape"), after_events=0),) + messages
+            else:
+                method, body = spec.method, data
+                hdrs.setdefault("Content-Type", case.content_type if case is not None and case.content_type
+                                else spec.content_type)
+        return Request.make(transport, url, params=query, headers=hdrs, method=method, body=body, messages=messages,
+                            end_types=self.end_types, type_field=self.type_field,
+                            end_sentinel=getattr(section, "done_sentinel", None),
+                            client_ends=getattr(section, "client_closes", False), question=asked, **kwargs)
+
+    def document(self, request: Request) -> Any:
+        """The JSON document a request carried (body or first message), or its query."""
+        for text in ([request.body.decode("utf-8", "surrogateescape")] if request.body is not None else []) + \
+                [m.text for m in request.messages if m.after_events == 0][:1]:
+            try:
+                return json.loads(text)
+            except ValueError:
+                return None
+        return dict(request.query)
 
     def transport(self, name: str) -> SSEBinding | WSBinding | None:
         """The section of the transport of that name, or None if the profile does not define it."""
@@ -408,6 +706,11 @@ class Profile:
     def envelope_validator(self) -> Draft202012Validator | None:
         env = self.raw.get("envelope")
         return Draft202012Validator(env) if env else None
+
+    @cached_property
+    def last_validator(self) -> Draft202012Validator | None:
+        """``order.last_schema`` compiled, or None."""
+        return Draft202012Validator(self.order.last_schema) if self.order.last_schema else None
 
     @cached_property
     def validators(self) -> dict[str, Draft202012Validator]:
@@ -445,6 +748,10 @@ def _schema_problems(schema: dict[str, Any], doc: Any, source: str, prefix: str 
         elif err.validator == "required":
             missing = err.message.split("'")[1] if "'" in err.message else err.message
             problems.append(f"{source}: {key_path(where, missing)}: required key is missing")
+        elif err.validator == "anyOf" and all("type" in sub for sub in err.validator_value) \
+                and not any(Draft202012Validator({"type": sub["type"]}).is_valid(err.instance) for sub in err.validator_value):
+            kinds = " or ".join(repr(sub["type"]) for sub in err.validator_value)
+            problems.append(f"{source}: {where}: {err.instance!r} is not of type {kinds}")
         else:
             problems.append(f"{source}: {where}: {err.message}")
     return problems
@@ -497,15 +804,54 @@ def check_profile(raw: Any, source: str = "<profile>") -> list[str]:
         if value not in types:
             problems.append(f"{source}: {key}: '{value}' is not an event type of this profile")
 
+    def known_all(key: str, value: str | list[str]) -> None:
+        if isinstance(value, str):
+            known(key, value)
+        else:
+            for i, v in enumerate(value):
+                known(f"{key}[{i}]", v)
+
     order = raw["order"]
-    known("order.first", order["first"])
-    known("order.last", order["last"])
+    known_all("order.first", order["first"])
+    known_all("order.last", order["last"])
+    if "last_schema" in order:
+        try:
+            Draft202012Validator.check_schema(order["last_schema"])
+        except jsonschema.SchemaError as exc:
+            problems.append(f"{source}: order.last_schema: not a valid JSON Schema (Draft 2020-12): {exc.message}")
     for key in ("exactly_once", "terminal", "interrupts"):
         for i, value in enumerate(order.get(key, [])):
             known(f"order.{key}[{i}]", value)
     for i, group in enumerate(order.get("exactly_one_of", [])):
         for j, value in enumerate(group):
             known(f"order.exactly_one_of[{i}][{j}]", value)
+    runs = raw.get("runs", {})
+    for key in ("open", "close", "outside"):
+        if key in runs:
+            known_all(f"runs.{key}", runs[key])
+    for name, after in runs.get("after", {}).items():
+        known(f"runs.after.{name}", name)
+        known_all(f"runs.after.{name}", after)
+    for i, span in enumerate(raw.get("spans", [])):
+        for key in ("start", "end", "chunk"):
+            if key in span:
+                known_all(f"spans[{i}].{key}", span[key])
+        known_all(f"spans[{i}].content", span.get("content", []))
+    for key in ("echoes", "references"):
+        for i, item in enumerate(raw.get(key, [])):
+            known_all(f"{key}[{i}].event", item["event"])
+            for sub in ("same_as", "known"):
+                if sub in item:
+                    known_all(f"{key}[{i}].{sub}.event", item[sub]["event"])
+    for key in ("delta", "snapshot"):
+        if key in raw.get("state", {}):
+            known_all(f"state.{key}.event", raw["state"][key]["event"])
+    from conformance.rules import RULES  # imported here: the rules import this module's users
+
+    for key in ("levels", "sections"):
+        for rule_id in raw.get(key, {}):
+            if rule_id not in RULES:
+                problems.append(f"{source}: {key}.{rule_id}: no rule has this ID (see docs/rules.md)")
     for i, agg in enumerate(raw.get("aggregates", [])):
         known(f"aggregates[{i}].chunk", agg["chunk"])
         known(f"aggregates[{i}].full", agg["full"])
@@ -541,6 +887,16 @@ def bundled_profiles() -> dict[str, Path]:
         if isinstance(doc, dict) and isinstance(doc.get("profile"), str):
             found[doc["profile"]] = path
     return found
+
+
+def describe_profiles() -> str:
+    """The bundled profiles, one per line: name, spec, transports, file (``--list-profiles``)."""
+    lines = []
+    for name, path in bundled_profiles().items():
+        p = load_profile(path)
+        spec = f"{p.source} <{p.source.url}>" if p.source else "shared/PROTOCOL.md (docs/protocol.md)"
+        lines.append(f"{name:28} {', '.join(p.transports):10} {spec}")
+    return "\n".join(lines)
 
 
 def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:

@@ -98,12 +98,14 @@ class RecordedEvent:
     detail: Any = None
     """What only this event's transport knows: :class:`SSEEventDetail`,
     :class:`WSFrameDetail`, or another transport's own object."""
+    type_field: str = "type"
+    """The field that names the type (the request's, from the profile)."""
 
     @property
     def type(self) -> str | None:
-        """The event's ``type`` when it is a JSON object with a string ``type``."""
+        """The event's type when it is a JSON object with a string in the type field."""
         if isinstance(self.data, dict):
-            value = self.data.get("type")
+            value = self.data.get(self.type_field)
             if isinstance(value, str):
                 return value
         return None
@@ -117,6 +119,9 @@ class SSEDetail:
     """Comment lines seen (keep-alives)."""
     line_endings: set[str] = field(default_factory=set)
     """Line terminators seen: any of 'LF', 'CRLF', 'CR'."""
+    sentinel_at: int | None = None
+    """How many events had arrived when the request's end sentinel (``[DONE]``) did;
+    None when it never came."""
 
 
 @dataclass
@@ -131,6 +136,9 @@ class WSDetail:
     close_frame_received: bool = False
     messages_sent_at: list[float] = field(default_factory=list)
     """``perf_counter`` when each client message of the request went out."""
+    closed_at_end: bool = False
+    """The client closed after an end type, as the request asked (``client_ends``):
+    the socket stays open for the next request in such protocols."""
 
 
 @dataclass

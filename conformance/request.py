@@ -67,6 +67,17 @@ class Request:
     end_types: tuple[str, ...] = ()
     """After an event of one of these types the server must end the stream (the
     recorder waits ``Limits.end_grace`` for it): the profile's last type."""
+    type_field: str = "type"
+    """The JSON field that names an event's type (the profile's)."""
+    end_sentinel: str | None = None
+    """The data of the SSE message that ends the stream (``[DONE]``): recorded as
+    the end, not as an event."""
+    client_ends: bool = False
+    """After an end type the client closes (WebSocket protocols that keep the
+    socket open for the next request)."""
+    question: str | None = None
+    """The question the request asks, wherever the protocol carries it (query,
+    body, first message): what rules that compare streams by question read."""
 
     @classmethod
     def make(cls, transport: str, url: str, *, params: Mapping[str, Any] | Pairs | None = None,
@@ -82,15 +93,17 @@ class Request:
     def header_map(self) -> dict[str, str]:
         return dict(self.headers)
 
-    def with_params(self, **changes: str | None) -> "Request":
-        """The same request with query parameters set (None removes one)."""
+    def with_params(self, question_param: str | None = None, **changes: str | None) -> "Request":
+        """The same request with query parameters set (None removes one); when one
+        of them is ``question_param``, the request's question changes with it."""
         params = self.params
         for key, value in changes.items():
             if value is None:
                 params.pop(key, None)
             else:
                 params[key] = value
-        return replace(self, query=_pairs(params))
+        question = params.get(question_param, self.question) if question_param in changes else self.question
+        return replace(self, query=_pairs(params), question=question)
 
     def but(self, **changes: Any) -> "Request":
         return replace(self, **changes)
@@ -119,6 +132,14 @@ class Request:
             out["compression"] = True
         if self.end_types:
             out["end_types"] = list(self.end_types)
+        if self.type_field != "type":
+            out["type_field"] = self.type_field
+        if self.end_sentinel is not None:
+            out["end_sentinel"] = self.end_sentinel
+        if self.client_ends:
+            out["client_ends"] = True
+        if self.question is not None:
+            out["question"] = self.question
         return out
 
     @classmethod
@@ -138,6 +159,8 @@ class Request:
                                for m in doc.get("messages", [])),
                 close_after=doc.get("close_after"), compression=doc.get("compression", False) is True,
                 last_event_id=doc.get("last_event_id"), end_types=tuple(doc.get("end_types", ())),
+                type_field=str(doc.get("type_field", "type")), end_sentinel=doc.get("end_sentinel"),
+                client_ends=doc.get("client_ends", False) is True, question=doc.get("question"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a request: {type(exc).__name__}: {exc}") from None
@@ -157,7 +180,7 @@ def _check_types(doc: Mapping[str, Any]) -> None:
 
     pairs("query")
     pairs("headers")
-    for name in ("method", "body", "last_event_id"):
+    for name in ("method", "body", "last_event_id", "type_field", "end_sentinel", "question"):
         if not _kind(doc.get(name), (str,)):
             raise ValueError(f"'{name}' must be a string")
     if not _kind(doc.get("close_after"), (int,)):

@@ -85,12 +85,9 @@ class Session:
 
     def request(self, transport: str, *, question: str | None = None, **kwargs: Any) -> Request:
         """The request for one stream on ``transport``: the session's parameters and
-        headers, ``question`` in the profile's question parameter."""
-        params = dict(self.settings.params)
-        if question is not None:
-            params[self.profile.question_param] = question
-        return Request.make(transport, self.url(transport), params=params, headers=self.settings.headers,
-                            end_types=self.profile.end_types, **kwargs)
+        headers, ``question`` where the profile puts it (see Profile.make_request)."""
+        return self.profile.make_request(transport, self.url(transport), question=question,
+                                         params=self.settings.params, headers=self.settings.headers, **kwargs)
 
     def record(self, request: Request, on_event: Any = None) -> Recording:
         """Record one request now (no cache). A transport must never raise for what a
@@ -312,7 +309,7 @@ def judge_rule(rule: Rule, session: Session, target: str | tuple[str, str] | Non
     if not items and ctx.not_judged:
         reasons = list(dict.fromkeys(ctx.not_judged))
         return Outcome(rule.id, "skip", "not judged: " + "; ".join(reasons), transport=_label(target))
-    return outcome(rule, items, _label(target))
+    return outcome(rule, items, _label(target), session.profile)
 
 
 def stream_items(rule: Rule, ctx: Context, recordings: list[Recording]) -> list[tuple[Finding, Recording]]:

@@ -73,15 +73,13 @@ def repeat(s: "Session", t: str) -> list[Request]:
 @stimulus("invalid")
 def invalid(s: "Session", t: str) -> list[Request]:
     """Each of the profile's invalid requests (one per ``request.invalid`` case)."""
-    base = s.request(t, question=s.profile.sample_questions[0])
-    return [base.but(query=tuple(case.apply(base.params).items())) for case in s.profile.request.invalid]
+    return [s.request(t, question=s.profile.sample_questions[0], case=case) for case in s.profile.request.invalid]
 
 
 @stimulus("valid_edge")
 def valid_edge(s: "Session", t: str) -> list[Request]:
     """Each of the profile's valid edge-case requests (``request.valid_edge``)."""
-    base = s.request(t, question=s.profile.sample_questions[0])
-    return [base.but(query=tuple(case.apply(base.params).items())) for case in s.profile.request.valid_edge]
+    return [s.request(t, question=s.profile.sample_questions[0], case=case) for case in s.profile.request.valid_edge]
 
 
 def _cancel(s: "Session", t: str) -> Any:
@@ -168,13 +166,16 @@ def concurrent(s: "Session", t: str) -> list[Request]:
 def drawn_params(s: "Session", t: str) -> list[Request]:
     """The question's boundary values, then values drawn from the seed (unicode,
     control characters, long strings) in each request parameter."""
-    names = list(s.profile.request.params) or [s.profile.question_param]
-    base = s.request(t, question=s.profile.sample_questions[0])
     qp = s.profile.question_param
     spec = s.profile.request.params.get(qp)
     boundary = draw.boundary_values(spec.min_length if spec else None, spec.max_length if spec else None)
-    drawn = [(names[slot % len(names)], value) for slot, value in draw.drawn_values(s.seed, DRAWN_VALUES)]
-    return [base.with_params(**{name: value}) for name, value in [(qp, v) for v in boundary] + drawn]
+    drawn = list(draw.drawn_values(s.seed, DRAWN_VALUES))
+    if s.profile.request.body is not None:  # a request document: the values go where the question goes
+        return [s.request(t, question=v) for v in boundary + [value for _, value in drawn]]
+    names = list(s.profile.request.params) or [qp]
+    base = s.request(t, question=s.profile.sample_questions[0])
+    return [base.with_params(qp, **{name: value}) for name, value in
+            [(qp, v) for v in boundary] + [(names[slot % len(names)], value) for slot, value in drawn]]
 
 
 @stimulus("drawn_questions")

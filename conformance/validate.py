@@ -10,15 +10,15 @@ rule ID) and the project's own tests.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from jsonschema import ValidationError
 
+from . import pointer as jp
 from .profile import Aggregate, Profile
 from .recording import Recording
 
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,12 @@ class Finding:
         return f"{self.rule}: {self.message}" + (f" ({where})" if where else "")
 
 
-def finding(rule_id: str, message: str, index: int | None = None, pointer: str = "") -> Finding:
-    """A Finding whose level comes from the rule registry."""
+def finding(rule_id: str, message: str, index: int | None = None, pointer: str = "", level: str | None = None) -> Finding:
+    """A Finding whose level comes from the rule registry, unless the profile gave
+    this check a level of its own (``level``)."""
     from conformance.rules.registry import get  # the registry's modules import this one
 
-    return Finding(rule_id, get(rule_id).level, message, index, pointer)
+    return Finding(rule_id, level or get(rule_id).level, message, index, pointer)
 
 
 def json_pointer(path: Iterable[Any]) -> str:
@@ -61,18 +62,7 @@ def json_pointer(path: Iterable[Any]) -> str:
 
 def resolve_pointer(doc: Any, pointer: str) -> Any:
     """The value at an RFC 6901 pointer, or a private MISSING marker."""
-    if pointer == "":
-        return doc
-    current = doc
-    for raw in pointer.lstrip("/").split("/"):
-        key = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(current, dict) and key in current:
-            current = current[key]
-        elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
-            current = current[int(key)]
-        else:
-            return _MISSING
-    return current
+    return jp.resolve(doc, pointer)
 
 
 def short(value: Any, limit: int = 80) -> str:
@@ -126,17 +116,22 @@ def _schema_message(err: ValidationError) -> str:
     return f"{short(err.instance, 60)} breaks '{err.validator}: {short(err.validator_value, 40)}'"
 
 
-def _order_findings(types: list[str | None], profile: Profile) -> list[Finding]:
+def _order_findings(types: list[str | None], profile: Profile, objects: list[Any] | None = None) -> list[Finding]:
     out: list[Finding] = []
     order = profile.order
     first, last = order.first, order.last
     n = len(types)
     if n == 0:
-        return [finding("ORDER-FIRST-START", f"the stream has no events; expected {first!r} first")]
-    if types[0] != first:
-        out.append(finding("ORDER-FIRST-START", f"first event is {types[0]!r}, expected {first!r}", 0))
-    if types[-1] != last:
-        out.append(finding("ORDER-LAST-STREAM-END", f"stream ended with {types[-1]!r}, expected {last!r}", n - 1))
+        return [finding("ORDER-FIRST-START", f"the stream has no events; expected {_either(first)} first")]
+    if types[0] not in first:
+        out.append(finding("ORDER-FIRST-START", f"first event is {types[0]!r}, expected {_either(first)}", 0))
+    if types[-1] not in last:
+        out.append(finding("ORDER-LAST-STREAM-END", f"stream ended with {types[-1]!r}, expected {_either(last)}", n - 1))
+    elif profile.last_validator is not None and objects is not None:
+        for err in profile.last_validator.iter_errors(objects[-1]):
+            out.append(finding("ORDER-LAST-STREAM-END", f"the last event ({types[-1]}) does not end the stream: "
+                                                        f"{_schema_message(err)}", n - 1, json_pointer(err.absolute_path)))
+            break
     for name in order.exactly_once:
         where = [i for i, t in enumerate(types) if t == name]
         if len(where) != 1:
@@ -148,14 +143,14 @@ def _order_findings(types: list[str | None], profile: Profile) -> list[Finding]:
             index = where[1] if len(where) > 1 else None
             names = "/".join(group)
             out.append(finding("ORDER-ONE-TERMINAL", f"{names} appear {len(where)} times in all, expected exactly one", index))
-    if last in types:
-        end = types.index(last)
-        if end < n - 1:
-            out.append(finding("ORDER-NOTHING-AFTER-END", f"{types[end + 1]!r} follows {last!r}", end + 1))
+    if profile.runs is None:  # with several runs per stream, a last type may come before the end (see LIFECYCLE-RUN)
+        end = next((i for i, t in enumerate(types) if t in last), None)
+        if end is not None and end < n - 1:
+            out.append(finding("ORDER-NOTHING-AFTER-END", f"{types[end + 1]!r} follows {types[end]!r}", end + 1))
     terminal = set(order.terminal)
     for i, t in enumerate(types[:-1]):
-        if t in terminal and types[i + 1] != last:
-            out.append(finding("ORDER-TERMINAL-THEN-END", f"{types[i + 1]!r} follows {t!r}, expected {last!r}", i + 1))
+        if t in terminal and types[i + 1] not in last:
+            out.append(finding("ORDER-TERMINAL-THEN-END", f"{types[i + 1]!r} follows {t!r}, expected {_either(last)}", i + 1))
     interrupts = set(order.interrupts)
     for agg in profile.aggregates:
         if agg.scope != "run":
@@ -169,20 +164,31 @@ def _order_findings(types: list[str | None], profile: Profile) -> list[Finding]:
     return out
 
 
+def _either(names: tuple[str, ...]) -> str:
+    return " or ".join(repr(n) for n in names)
+
+
 def _aggregate_findings(objects: list[Any], types: list[str | None], agg: Aggregate) -> list[Finding]:
     out: list[Finding] = []
-    pieces: list[str] = []
+    by_key: dict[str, list[str]] = {}
+    field = agg.field if agg.field.startswith("/") else "/" + agg.field.replace("~", "~0").replace("/", "~1")
+
+    def key_of(obj: Any) -> str:
+        return short([jp.resolve(obj, k) if jp.resolve(obj, k) is not jp.MISSING else None for k in agg.key], 1000) \
+            if agg.scope == "key" else ""
+
     for i, (obj, t) in enumerate(zip(objects, types)):
         if t == agg.chunk:
-            value = obj.get(agg.field)
+            value = jp.resolve(obj, field)
             if isinstance(value, str):
-                pieces.append(value)
+                by_key.setdefault(key_of(obj), []).append(value)
         elif t == agg.full:
             value = resolve_pointer(obj, agg.pointer)
+            pieces = by_key.get(key_of(obj), [])
             if pieces:
                 joined = "".join(pieces)
-                rule_id = "ORDER-CHUNK-SUM" if agg.scope == "run" else "ORDER-STREAM-SUM"
-                if value is _MISSING:
+                rule_id = "ORDER-STREAM-SUM" if agg.scope == "stream" else "ORDER-CHUNK-SUM"
+                if value is jp.MISSING:
                     if not agg.optional:
                         out.append(finding(rule_id, f"{agg.full} has no {agg.pointer} to match its {len(pieces)} {agg.chunk} events", i, agg.pointer))
                 elif isinstance(value, str):
@@ -199,8 +205,8 @@ def _aggregate_findings(objects: list[Any], types: list[str | None], agg: Aggreg
                         )
                 elif not agg.optional:
                     out.append(finding(rule_id, f"{agg.full}{agg.pointer} is not a string", i, agg.pointer))
-            if agg.scope == "run":
-                pieces = []
+            if agg.scope != "stream":
+                by_key.pop(key_of(obj), None)
     return out
 
 
@@ -222,14 +228,19 @@ def _seq_findings(objects: list[Any], profile: Profile) -> list[Finding]:
     return []
 
 
-def validate_stream(objects: list[Any], profile: Profile) -> list[Finding]:
-    """Every rule the stream breaks, in rule order. An empty list: a valid stream."""
+def validate_stream(objects: list[Any], profile: Profile, request_doc: Any = None) -> list[Finding]:
+    """Every rule the stream breaks, in rule order. An empty list: a valid stream.
+    ``request_doc`` is the request's document (what echoes compare with)."""
+    from .lifecycle import lifecycle_findings  # it builds on this module
+
     out, types = _schema_findings(objects, profile)
-    out += _order_findings(types, profile)
+    out += _order_findings(types, profile, objects)
     for agg in profile.aggregates:
         out += _aggregate_findings(objects, types, agg)
     out += _seq_findings(objects, profile)
-    return out
+    out += lifecycle_findings(objects, types, profile, request_doc)
+    levels = profile.raw.get("levels")
+    return [replace(f, level=levels[f.rule]) if f.rule in levels else f for f in out] if levels else out
 
 
 CLOCK_TOLERANCE_S = 3600.0
@@ -247,12 +258,12 @@ def _clock_findings(recording: Recording, profile: Profile) -> list[Finding]:
     field = profile.timestamp_field
     if not field:
         return []
+    unit = "Unix milliseconds" if profile.timestamp_scale == 1000 else "Unix seconds"
     for e in recording.events:
-        if e.t_wall > 0 and isinstance(e.data, dict) and isinstance(e.data.get(field), (int, float)) \
-                and not isinstance(e.data.get(field), bool) and not plausible_ts(e.data[field], e.t_wall):
-            off = e.data[field] - e.t_wall
-            return [finding("SCHEMA-TS-SECONDS", f"{field} is {short(e.data[field])}, {off:+.3g} s from the client's clock "
-                            f"at arrival: not Unix seconds", e.index, f"/{field}")]
+        ts = profile.timestamp_s(e.data)
+        if e.t_wall > 0 and ts is not None and not plausible_ts(ts, e.t_wall):
+            return [finding("SCHEMA-TS-CLOCK", f"{field} is {short(e.data[field])}, {ts - e.t_wall:+.3g} s from the "
+                            f"client's clock at arrival: not {unit}", e.index, f"/{field}")]
     return []
 
 
@@ -265,8 +276,12 @@ def validate_recording(recording: Recording, profile: Profile) -> list[Finding]:
         for e in recording.events
         if e.parse_error is not None
     ]
+    levels = profile.raw.get("levels", {})
+    out = [replace(f, level=levels[f.rule]) if f.rule in levels else f for f in out]
     objects = [e.data if e.parse_error is None else _Unparsed() for e in recording.events]
-    return out + [f for f in validate_stream(objects, profile) if not (f.rule == "SCHEMA-JSON" and isinstance(objects[f.index], _Unparsed))]
+    doc = profile.document(recording.request)
+    return out + [f for f in validate_stream(objects, profile, doc)
+                  if not (f.rule == "SCHEMA-JSON" and isinstance(objects[f.index], _Unparsed))]
 
 
 class _Unparsed:

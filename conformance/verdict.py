@@ -11,7 +11,7 @@ request, derived from the request value the recording keeps.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .recording import Recording
@@ -89,10 +89,13 @@ def count_causes(findings: list[Finding]) -> tuple[int, int]:
     return len(findings), len({cause(f) for f in findings})
 
 
-def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str | None) -> str:
+def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str | None,
+             section: str | None = None) -> str:
     """The failure or warning text for a rule broken at these places; findings of
-    one cause are shown once, with how many there were."""
-    lines = [f"[{rule.id}] {rule.level}: {rule.requirement} (PROTOCOL.md section {rule.section})"]
+    one cause are shown once, with how many there were. ``section`` says where the
+    profile's spec states the rule (default: PROTOCOL.md's section)."""
+    level = "MUST" if any(f.level == "MUST" for f, _ in items) else "SHOULD"
+    lines = [f"[{rule.id}] {level}: {rule.requirement} ({section or f'PROTOCOL.md section {rule.section}'})"]
     several = len({id(rec) for _, rec in items}) > 1
     groups: dict[tuple[str, str, str], list[tuple[Finding, Recording | None]]] = {}
     for found, recording in items:
@@ -120,10 +123,17 @@ def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transp
     return "\n".join(lines)
 
 
-def outcome(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str = "all") -> Outcome:
-    """Fail (MUST), warn (SHOULD) or pass, from what a rule found."""
+def outcome(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str = "all",
+            profile: Any = None) -> Outcome:
+    """Fail (a MUST broken), warn (only SHOULDs broken) or pass, from what a rule
+    found. A profile may set a rule's level (``levels:``) and a check's own level
+    (an echo that is only a SHOULD); the findings carry it."""
     items = [(f, rec) for f, rec in items if f.rule == rule.id]
     if not items:
         return Outcome(rule.id, "pass", "", transport)
-    verdict: Verdict = "fail" if rule.level == "MUST" else "warn"
-    return Outcome(rule.id, verdict, describe(rule, items, transport), transport, items)
+    levels = profile.raw.get("levels", {}) if profile is not None else {}
+    if rule.id in levels:
+        items = [(replace(f, level=levels[rule.id]), rec) for f, rec in items]
+    verdict: Verdict = "fail" if any(f.level == "MUST" for f, _ in items) else "warn"
+    section = profile.section(rule.id, rule.section) if profile is not None else None
+    return Outcome(rule.id, verdict, describe(rule, items, transport, section), transport, items)

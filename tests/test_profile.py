@@ -54,7 +54,7 @@ def test_bundled_profile_loads_by_name() -> None:
     assert profile.name == "agent-stream/1"
     assert profile.path == BUNDLED
     assert load_profile().name == DEFAULT_PROFILE == "agent-stream/1"
-    assert bundled_profiles() == {"agent-stream/1": BUNDLED}
+    assert bundled_profiles()["agent-stream/1"] == BUNDLED
 
 
 def test_bundled_profile_loads_by_path_str_and_path() -> None:
@@ -71,7 +71,7 @@ def test_bundled_profile_reads_as_protocol_says() -> None:
     assert p.type_field == "type" and p.seq_field == "seq" and p.timestamp_field == "ts"
     assert p.volatile == ("ts",)
     assert len(p.event_types) == 13
-    assert p.order.first == "start" and p.order.last == "stream_end"
+    assert p.order.first == ("start",) and p.order.last == ("stream_end",)
     assert p.chunk_types == {"code_chunk", "reflection_chunk", "analysis_chunk"}
     assert {(a.chunk, a.full, a.pointer, a.scope) for a in p.aggregates} == {
         ("code_chunk", "code_generated", "/code", "run"),
@@ -191,7 +191,7 @@ def test_invalid_envelope_schema_is_named(tmp_path: Path) -> None:
         (lambda d: d.__setitem__("events", {}), "events: {} should be non-empty"),
         (lambda d: d["events"].__setitem__("start", "object"), "events.start: 'object' is not of type 'object'"),
         (lambda d: d.__setitem__("order", "start"), "order: 'start' is not of type 'object'"),
-        (lambda d: d["order"].__setitem__("first", 1), "order.first: 1 is not of type 'string'"),
+        (lambda d: d["order"].__setitem__("first", 1), "order.first: 1 is not of type 'string' or 'array'"),
         (lambda d: d["order"].__setitem__("exactly_one_of", [[]]), "order.exactly_one_of[0]: [] should be non-empty"),
         (lambda d: d["aggregates"][0].__setitem__("scope", "line"), "aggregates[0].scope: 'line' is not one of"),
         (lambda d: d["aggregates"][0].__setitem__("pointer", "code"), "aggregates[0].pointer: 'code' does not match"),

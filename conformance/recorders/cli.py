@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--close-after", type=int, metavar="N", help="client closes after N events")
     p.add_argument("--end-type", action="append", default=[], metavar="TYPE",
                    help="after an event of this type the server must end the stream soon (the profile's last type)")
+    p.add_argument("--client-ends", action="store_true",
+                   help="ws: the client closes after an --end-type event (the server keeps the socket open)")
+    p.add_argument("--type-field", default="type", metavar="NAME", help="the JSON field that names the type (default type)")
+    p.add_argument("--sentinel", metavar="DATA", help="sse: the data of the message that ends the stream, e.g. [DONE]")
+    p.add_argument("--method", "-X", default="GET", choices=["GET", "POST"], help="sse: the HTTP method")
+    p.add_argument("--data", metavar="TEXT", help="sse: the request body (e.g. JSON; set Content-Type with --header)")
     p.add_argument("--rule", help="replay: the request of this rule ID (default: the first failing or warning rule)")
     p.add_argument("--index", type=int, default=0, help="replay: which of that rule's requests (default 0)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="bound on the whole recording (default 60)")
@@ -124,7 +130,9 @@ def request_from_args(args: argparse.Namespace) -> Request:
         headers["Origin"] = args.origin
     return Request.make(args.transport, args.url, params=dict(args.param), headers=headers,
                         compression=args.compression, messages=_messages(args), close_after=args.close_after,
-                        last_event_id=args.last_event_id, end_types=tuple(args.end_type))
+                        last_event_id=args.last_event_id, end_types=tuple(args.end_type),
+                        method=args.method, body=args.data.encode("utf-8") if args.data is not None else None,
+                        type_field=args.type_field, end_sentinel=args.sentinel, client_ends=args.client_ends)
 
 
 def request_from_file(path: str, rule: str | None, index: int) -> Request:

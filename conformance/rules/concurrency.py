@@ -10,11 +10,10 @@ from .registry import rule
 @rule("CONCURRENCY-ISOLATED", "MUST", "3", needs=["concurrent", "baseline", "repeat"])
 def concurrent_streams(ctx):
     """concurrent streams are each valid and never mix into one another"""
-    qp = ctx.profile.question_param
-    alone = {r.request.params.get(qp): r for r in ctx.get("baseline")}
+    alone = {r.request.question: r for r in ctx.get("baseline")}
     items = []
     for rec in ctx.get("concurrent"):
-        question = rec.request.params.get(qp)
+        question = rec.request.question
         label = f"concurrent stream of {question!r}"
         if question in alone:
             items += valid_and_unchanged("CONCURRENCY-ISOLATED", rec, alone[question], ctx, label,

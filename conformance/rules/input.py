@@ -152,5 +152,4 @@ def _changed_param(rec, ctx) -> str:
     for name, value in rec.request.query:
         if own.get(name) != value:
             return _value_label(name, value)
-    name = ctx.profile.question_param
-    return _value_label(name, rec.request.params.get(name, ""))
+    return _value_label("question", rec.request.question or "")

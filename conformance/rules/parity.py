@@ -28,7 +28,7 @@ def _parity(ctx, rule_id: str, compare) -> list:
     for left, right in _pairs(ctx, "baseline"):
         divergence = compare(left.objects, right.objects, ctx.profile, ctx.pair)
         if divergence is not None:
-            question = left.request.params.get(ctx.profile.question_param, "")
+            question = (left.request.question or "")
             items.append((finding(rule_id, f"question {question!r}: {divergence.describe()}", divergence.index), left))
     return items
 
@@ -54,7 +54,7 @@ def drawn_questions(ctx):
     """for any drawn question both transports give valid streams in parity"""
     items = []
     for left, right in _pairs(ctx, "drawn_questions"):
-        q = left.request.params.get(ctx.profile.question_param, "")
+        q = (left.request.question or "")
         on_left = stream_problems("PROPERTY-QUESTIONS", left, ctx, f"question {q!r}")
         on_right = stream_problems("PROPERTY-QUESTIONS", right, ctx, f"question {q!r}")
         if on_left is None or on_right is None:

@@ -81,12 +81,59 @@ def sse_one_data_line(rec, ctx):
                        if e.detail.data_lines > 1 else None)
 
 
-@stream_rule("SSE-NO-EVENT-NAME", "MUST", "4", binding="sse", requires=[HAS_EVENTS])
+@stream_rule("SSE-NO-EVENT-NAME", "MUST", "4", binding="sse", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: "the profile names each message's type in event: (see SSE-EVENT-TYPE)"
+             if ctx.section.event_name_is_type else None)
 def sse_no_event_name(rec, ctx):
     """messages carry no event: field other than message"""
     allowed = set(ctx.section.allowed_event_names)
     return _each_event("SSE-NO-EVENT-NAME", rec, lambda e: f"event: {e.detail.event!r}; EventSource.onmessage never sees it"
                        if e.detail.event is not None and e.detail.event not in allowed else None)
+
+
+@stream_rule("SSE-EVENT-TYPE", "MUST", "4", binding="sse", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.section.event_name_is_type else "the profile does not name types in event:")
+def sse_event_type(rec, ctx):
+    """each message's event: field equals its JSON type"""
+    def test(event):
+        if event.type is None:
+            return None  # SCHEMA-ENVELOPE reports it
+        if event.detail.event != event.type:
+            return f"event: {event.detail.event!r} but the type is {event.type!r}" if event.detail.event is not None \
+                else f"no event: field; the type is {event.type!r} (an EventSource listening for it never fires)"
+        return None
+
+    return _each_event("SSE-EVENT-TYPE", rec, test)
+
+
+def _sentinel_reason(ctx) -> str | None:
+    return None if ctx.section.done_sentinel else "the profile names no end sentinel"
+
+
+@stream_rule("SSE-DONE-SENTINEL", "MUST", "4", binding="sse", requires=[ACCEPTED, HAS_EVENTS],
+             skip_unless=_sentinel_reason)
+def sse_done_sentinel(rec, ctx):
+    """the stream ends with the protocol's sentinel message (data: [DONE]), and nothing follows it"""
+    sentinel, at = ctx.section.done_sentinel, rec.detail.sentinel_at
+    if at is None:
+        how = f" ({rec.error})" if rec.error else ""
+        return [finding("SSE-DONE-SENTINEL", f"the response ended after {len(rec.events)} events without data: "
+                                             f"{sentinel}{how}: a client cannot tell it from a cut connection",
+                        len(rec.events) - 1)]
+    if at < len(rec.events):
+        return [finding("SSE-DONE-SENTINEL", f"{len(rec.events) - at} events follow data: {sentinel}", at)]
+    return []
+
+
+@stream_rule("SSE-LINE-ENDINGS", "MUST", "4", binding="sse", requires=[ACCEPTED, HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.section.line_endings else "the profile allows every SSE line ending")
+def sse_line_endings(rec, ctx):
+    """lines end only as the protocol allows (AG-UI's client splits on LF alone)"""
+    bad = sorted(set(rec.detail.line_endings) - set(ctx.section.line_endings))
+    if bad:
+        return [finding("SSE-LINE-ENDINGS", f"lines end with {', '.join(bad)}; the protocol allows only "
+                                            f"{', '.join(ctx.section.line_endings)}")]
+    return []
 
 
 def _carries_id_field(rec, ctx) -> bool:
@@ -109,18 +156,22 @@ def sse_id_is_seq(rec, ctx):
     return _each_event("SSE-ID-SEQ", rec, test)
 
 
-def _stamped(rec, ctx):
-    ts = ctx.profile.timestamp_field
-    return [e for e in rec.events if isinstance(e.data, dict) and plausible_ts(e.data.get(ts), e.t_wall)]
+def _stamped(rec, ctx) -> list[tuple[float, object]]:
+    """(timestamp in Unix seconds, event) for each event with a plausible timestamp."""
+    out = []
+    for e in rec.events:
+        ts = ctx.profile.timestamp_s(e.data)
+        if ts is not None and plausible_ts(ts, e.t_wall):
+            out.append((ts, e))
+    return out
 
 
 def _long_enough(rec, ctx) -> bool:
     """Whether the stream was produced over long enough to tell buffering apart."""
     min_spread = ctx.section.buffering_min_spread_s
     stamped = _stamped(rec, ctx)
-    ts = ctx.profile.timestamp_field
     if len(stamped) >= 2:
-        return stamped[-1].data[ts] - stamped[0].data[ts] >= min_spread
+        return stamped[-1][0] - stamped[0][0] >= min_spread
     return bool(rec.events) and rec.t_end is not None and rec.t_headers is not None \
         and rec.t_end - rec.t_headers >= min_spread
 
@@ -131,14 +182,13 @@ def _long_enough(rec, ctx) -> bool:
                                               "(see buffering_min_spread_s)")])
 def sse_not_buffered(rec, ctx):
     """events are delivered as produced, not held back to the end"""
-    ts = ctx.profile.timestamp_field
     stamped = _stamped(rec, ctx)
     if len(stamped) >= 2:
-        first, last = stamped[0], stamped[-1]
-        spread = last.data[ts] - first.data[ts]
-        if first.t_wall >= last.data[ts]:
+        (first_ts, first), (last_ts, last) = stamped[0], stamped[-1]
+        spread = last_ts - first_ts
+        if first.t_wall >= last_ts:
             return [finding("SSE-NOT-BUFFERED",
-                            f"the first event arrived {first.t_wall - last.data[ts]:.3f} s after the last one was produced "
+                            f"the first event arrived {first.t_wall - last_ts:.3f} s after the last one was produced "
                             f"(events produced over {spread:.3f} s arrived within {last.t_perf - first.t_perf:.3f} s)",
                             first.index)]
         return []
@@ -152,16 +202,16 @@ def sse_not_buffered(rec, ctx):
     return []
 
 
-REACHED_END = Precondition("reached end", lambda rec, ctx: bool(rec.events) and rec.events[-1].type == ctx.profile.order.last,
-                           "no {what} stream reached the last event (see ORDER-LAST-STREAM-END)")
+REACHED_END = Precondition("reached end", lambda rec, ctx: bool(rec.events) and (
+    rec.events[-1].type in ctx.profile.order.last or rec.detail.sentinel_at is not None),
+    "no {what} stream reached the last event (see ORDER-LAST-STREAM-END)")
 
 
 @stream_rule("SSE-ENDS-RESPONSE", "MUST", "4", binding="sse", requires=[ACCEPTED, REACHED_END])
 def sse_ends_response(rec, ctx):
     """after stream_end the server ends the response"""
-    last = ctx.profile.order.last
     if rec.error_kind == "timeout":
-        return [finding("SSE-ENDS-RESPONSE", f"the response stayed open after {last!r}: {rec.error}")]
+        return [finding("SSE-ENDS-RESPONSE", f"the response stayed open after {rec.events[-1].type!r}: {rec.error}")]
     return []
 
 

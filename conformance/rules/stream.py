@@ -13,6 +13,15 @@ HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events),
                           "no {what} events to judge (see ORDER-FIRST-START)")
 
 
+def _aggregates(*scopes: str):
+    """skip_unless: the profile defines no aggregate of these scopes."""
+    def reason(ctx):
+        if any(a.scope in scopes for a in ctx.profile.aggregates):
+            return None
+        return f"the profile defines no {'/'.join(scopes)} aggregates"
+    return reason
+
+
 def _own(rule_id: str, rec, ctx) -> list:
     return [f for f in ctx.findings(rec) if f.rule == rule_id]
 
@@ -41,10 +50,11 @@ def schema_event(rec, ctx):
     return _own("SCHEMA-EVENT", rec, ctx)
 
 
-@stream_rule("SCHEMA-TS-SECONDS", "MUST", "2", requires=[HAS_EVENTS])
+@stream_rule("SCHEMA-TS-CLOCK", "MUST", "2", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.timestamp_field else "the profile names no timestamp field")
 def schema_ts_seconds(rec, ctx):
-    """ts is the server's wall clock in Unix seconds (within an hour of the client's)"""
-    return _own("SCHEMA-TS-SECONDS", rec, ctx)
+    """the timestamp is the server's wall clock in the profile's unit (within an hour of the client's)"""
+    return _own("SCHEMA-TS-CLOCK", rec, ctx)
 
 
 @stream_rule("ORDER-FIRST-START", "MUST", "3")
@@ -59,49 +69,101 @@ def order_last(rec, ctx):
     return _own("ORDER-LAST-STREAM-END", rec, ctx)
 
 
-@stream_rule("ORDER-EXACTLY-ONCE", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-EXACTLY-ONCE", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.order.exactly_once else "the profile lists no types that come exactly once")
 def order_exactly_once(rec, ctx):
     """start and stream_end appear exactly once"""
     return _own("ORDER-EXACTLY-ONCE", rec, ctx)
 
 
-@stream_rule("ORDER-ONE-TERMINAL", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-ONE-TERMINAL", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.order.exactly_one_of else "the profile lists no exactly_one_of groups")
 def order_one_terminal(rec, ctx):
     """exactly one of complete/error appears"""
     return _own("ORDER-ONE-TERMINAL", rec, ctx)
 
 
-@stream_rule("ORDER-NOTHING-AFTER-END", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-NOTHING-AFTER-END", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: "the profile allows several runs per stream (see LIFECYCLE-RUN)" if ctx.profile.runs else None)
 def order_nothing_after_end(rec, ctx):
     """nothing follows stream_end"""
     return _own("ORDER-NOTHING-AFTER-END", rec, ctx)
 
 
-@stream_rule("ORDER-TERMINAL-THEN-END", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-TERMINAL-THEN-END", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.order.terminal else "the profile lists no terminal types")
 def order_terminal_then_end(rec, ctx):
     """complete/error is followed directly by stream_end"""
     return _own("ORDER-TERMINAL-THEN-END", rec, ctx)
 
 
-@stream_rule("ORDER-CHUNK-RUN", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-CHUNK-RUN", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=_aggregates("run"))
 def order_chunk_run(rec, ctx):
     """a run of chunks ends with its full event (or an error)"""
     return _own("ORDER-CHUNK-RUN", rec, ctx)
 
 
-@stream_rule("ORDER-CHUNK-SUM", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-CHUNK-SUM", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=_aggregates("run", "key"))
 def order_chunk_sum(rec, ctx):
-    """the full event's value equals the concatenation of its run of chunks"""
+    """the full event's value equals the concatenation of its chunks (of its run, or of its id)"""
     return _own("ORDER-CHUNK-SUM", rec, ctx)
 
 
-@stream_rule("ORDER-STREAM-SUM", "MUST", "3", requires=[HAS_EVENTS])
+@stream_rule("ORDER-STREAM-SUM", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=_aggregates("stream"))
 def order_stream_sum(rec, ctx):
     """complete.data.analysis equals the concatenation of all analysis chunks"""
     return _own("ORDER-STREAM-SUM", rec, ctx)
 
 
-@stream_rule("ORDER-SEQ", "MUST", "2", requires=[HAS_EVENTS])
+@stream_rule("ORDER-SEQ", "MUST", "2", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.seq_field else "the profile names no sequence field")
 def order_seq(rec, ctx):
     """seq is on every event or none, and runs 0, 1, 2, ... without gaps"""
     return _own("ORDER-SEQ", rec, ctx)
+
+
+@stream_rule("LIFECYCLE-RUN", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.runs else "the profile defines no runs")
+def lifecycle_run(rec, ctx):
+    """runs open and close in turn, never nest, and only the profile's types come between them"""
+    return _own("LIFECYCLE-RUN", rec, ctx)
+
+
+@stream_rule("LIFECYCLE-SPAN", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.spans else "the profile defines no spans")
+def lifecycle_span(rec, ctx):
+    """per id, a span starts, continues and ends in order, and is closed before its run closes"""
+    return _own("LIFECYCLE-SPAN", rec, ctx)
+
+
+@stream_rule("ECHO-REQUEST", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if any(e.request for e in ctx.profile.echoes)
+             else "the profile names no value that echoes the request")
+def echo_request(rec, ctx):
+    """values the protocol echoes equal the request's (thread and run ids)"""
+    return _own("ECHO-REQUEST", rec, ctx)
+
+
+@stream_rule("ECHO-EVENT", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if any(e.same_as for e in ctx.profile.echoes)
+             else "the profile names no value that echoes another event's")
+def echo_event(rec, ctx):
+    """values that must match an earlier event's do (a run's end names the run it ends)"""
+    return _own("ECHO-EVENT", rec, ctx)
+
+
+@stream_rule("REF-KNOWN-ID", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.references else "the profile defines no references")
+def ref_known_id(rec, ctx):
+    """a reference names an id an earlier event introduced (a tool result names its tool call)"""
+    return _own("REF-KNOWN-ID", rec, ctx)
+
+
+@stream_rule("STATE-PATCH", "MUST", "3", requires=[HAS_EVENTS],
+             skip_unless=lambda ctx: None if ctx.profile.state else "the profile defines no state")
+def state_patch(rec, ctx):
+    """each state delta (RFC 6902 JSON Patch) applies to the state so far"""
+    return _own("STATE-PATCH", rec, ctx)

@@ -98,8 +98,8 @@ def _cancel_problems(rec, ctx, label: str) -> tuple[list, str | None]:
         seen = ended_by.data if ended_by is not None else "no terminal event"
         items.append((finding("WS-CANCEL", f"{label}: no {spec.expect}; the stream ended with {seen}",
                               ended_by.index if ended_by else None), rec))
-    elif rec.events[-1].type != last or rec.events.index(matches[0]) != len(rec.events) - 2:
-        items.append((finding("WS-CANCEL", f"{label}: {spec.expect} must be followed directly by {last!r}",
+    elif rec.events[-1].type not in last or rec.events.index(matches[0]) != len(rec.events) - 2:
+        items.append((finding("WS-CANCEL", f"{label}: {spec.expect} must be followed directly by {' or '.join(last)}",
                               matches[0].index), rec))
     elif sent and matches[0].t_perf - sent[0] > spec.within_s:
         items.append((finding("WS-CANCEL", f"{label}: {spec.expect} came {matches[0].t_perf - sent[0]:.2f} s after "

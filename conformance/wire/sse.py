@@ -244,6 +244,8 @@ class SSETransport(Transport):
         out = [f"comments={detail.comments}"] if detail.comments else []
         if detail.line_endings:
             out.append(f"line_endings={','.join(sorted(detail.line_endings))}")
+        if detail.sentinel_at is not None:
+            out.append(f"sentinel_after={detail.sentinel_at}")
         return out
 
 
@@ -284,7 +286,8 @@ def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recor
                 rec.status = response.status_code
                 rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
                 if _is_event_stream(response):
-                    _read_events(response, rec, budget, limits, request.close_after, end_set, on_event)
+                    _read_events(response, rec, budget, limits, request.close_after, end_set, on_event,
+                                 request.end_sentinel, request.type_field)
                 else:
                     _read_body(response, rec, budget, limits)
             finally:
@@ -347,6 +350,8 @@ def _read_events(
     close_after: int | None,
     end_types: frozenset[str],
     on_event: Callable[[RecordedEvent], None] | None = None,
+    sentinel: str | None = None,
+    type_field: str = "type",
 ) -> None:
     splitter = LineSplitter(limits.max_event_bytes)
     assembler = MessageAssembler(limits.max_event_bytes)
@@ -363,6 +368,13 @@ def _read_events(
             msg = assembler.feed_line(line)
             if msg is None:
                 continue
+            if sentinel is not None and msg.data == sentinel:
+                # the protocol's end marker: not an event; the server must end the response now
+                if rec.detail.sentinel_at is None:
+                    rec.detail.sentinel_at = len(rec.events)
+                if budget.phase != "grace":
+                    budget.enter("grace")
+                continue
             if len(rec.events) >= limits.max_events:
                 raise _TooMany(f"more than {limits.describe('max_events')}")
             data, err = parse_json(msg.data)
@@ -375,6 +387,7 @@ def _read_events(
                 t_perf=t_perf,
                 t_wall=t_wall,
                 detail=SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines),
+                type_field=type_field,
             )
             kept = admit(rec, event, budget, limits, kept)
             if on_event is not None:
@@ -384,8 +397,8 @@ def _read_events(
                     raise _CallbackRaised(exc) from exc
             if close_after is not None and len(rec.events) >= close_after:
                 return True
-            if event.type in end_types and budget.phase != "grace":
-                budget.enter("grace")
+            if event.type in end_types and sentinel is None and budget.phase != "grace":
+                budget.enter("grace")  # with a sentinel, the sentinel is the end
         return False
 
     try:

@@ -223,6 +223,10 @@ class WSTransport(Transport):
             parts.append("--compression")
         for end in request.end_types:
             parts += ["--end-type", end]
+        if request.client_ends:
+            parts.append("--client-ends")
+        if request.type_field != "type":
+            parts += ["--type-field", request.type_field]
         return shell_line(parts)
 
     def summary(self, rec: Recording) -> list[str]:
@@ -233,6 +237,8 @@ class WSTransport(Transport):
         parts.append(f"close_frame={'yes' if d.close_frame_received else 'no'}")
         if d.extensions:
             parts.append(f"extensions={','.join(d.extensions)}")
+        if d.closed_at_end:
+            parts.append("closed_at_end")
         return parts
 
 
@@ -440,7 +446,7 @@ def _read_frames(
                 text = None
         data, err = parse_json(text)
         event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err, t_perf=t_perf,
-                              t_wall=t_wall, detail=frame)
+                              t_wall=t_wall, detail=frame, type_field=request.type_field)
         try:
             kept = admit(rec, event, budget, limits, kept)
         except TooLarge as exc:
@@ -456,6 +462,15 @@ def _read_frames(
             rec.detail.close_frame_received = ws.protocol.close_rcvd is not None
             return
         _send_due(ws, rec, pending, n, event.type)
+        if event.type in end_types and request.client_ends:
+            # the protocol keeps the socket open for the next request: this stream is over
+            rec.detail.closed_at_end = True
+            rec.t_end = time.perf_counter()
+            ws.close_timeout = max(0.001, min(limits.end_grace, budget.t_total - rec.t_end))
+            ws.close(1000)
+            rec.detail.close_frame_received = ws.protocol.close_rcvd is not None
+            rec.detail.close_code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd is not None else None
+            return
         if event.type in end_types and budget.phase != "grace":
             budget.enter("grace")
 

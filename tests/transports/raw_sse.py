@@ -120,7 +120,7 @@ class RawSSE(Transport):
                     continue
                 data_, err = parse_json(msg.data)
                 event = RecordedEvent(len(rec.events), msg.raw, msg.data, data_, err, time.perf_counter(), time.time(),
-                                      SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines))
+                                      SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines), request.type_field)
                 rec.events.append(event)
                 if rec.t_first_event is None:
                     rec.t_first_event = event.t_perf
