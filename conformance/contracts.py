@@ -126,6 +126,12 @@ class Metric:
         return self.hdr_scale is not None
 
     @property
+    def needs_timestamp(self) -> bool:
+        """Measured against the events' own timestamp: nothing to measure for a
+        protocol whose events carry none (OpenAI, Anthropic)."""
+        return TS in self.formula
+
+    @property
     def suffix(self) -> str:
         """Suffix of its statistics' keys in summary.json (``p50_ms`` for a time)."""
         return "_ms" if self.kind is MetricKind.TIME else ""

@@ -17,7 +17,7 @@ from typing import Any
 from . import pointer as jp
 from .jsonpatch import PatchError, apply
 from .parity import same_json
-from .profile import Profile, Runs, Span
+from .profile import Echo, Profile, Runs, Span
 from .validate import Finding, finding, short
 
 
@@ -132,37 +132,42 @@ def echo_findings(objects: list[Any], types: list[str | None], profile: Profile,
     for echo in profile.echoes:
         rule_id = "ECHO-REQUEST" if echo.request is not None else "ECHO-EVENT"
         latest: dict[str, tuple[int, Any]] = {}
+        seen = 0
         for i, (obj, t) in enumerate(zip(objects, types)):
             if t is None:
                 continue
             if runs is not None and t in runs.open:
                 latest.clear()
-            if echo.same_as is not None and t in echo.same_as.event:
+            if t in echo.event and not (echo.first_only and seen):
+                seen += 1
+                out += _echo_one(echo, rule_id, obj, t, i, types, latest, request_doc)
+            if echo.same_as is not None and t in echo.same_as.event:  # after: an event is not its own echo
                 value = jp.resolve(obj, echo.same_as.pointer)
                 if value is not jp.MISSING:
                     latest["v"] = (i, value)
-            if t not in echo.event:
-                continue
-            value = jp.resolve(obj, echo.pointer)
-            if echo.request is not None:
-                expected = jp.resolve(request_doc, echo.request) if request_doc is not None else jp.MISSING
-                if expected is jp.MISSING:
-                    continue  # the request did not carry it: nothing to echo
-                if value is jp.MISSING or not same_json(value, expected):
-                    seen = "nothing" if value is jp.MISSING else short(value, 60)
-                    out.append(finding(rule_id, f"{t}{echo.pointer} is {seen}; the request's {echo.request} is "
-                                                f"{short(expected, 60)}", i, echo.pointer, level=echo.level))
-            else:
-                assert echo.same_as is not None
-                if "v" not in latest:
-                    continue  # nothing to compare with (the order rules judge a missing event)
-                at, expected = latest["v"]
-                if value is jp.MISSING or not same_json(value, expected):
-                    seen = "nothing" if value is jp.MISSING else short(value, 60)
-                    out.append(finding(rule_id, f"{t}{echo.pointer} is {seen}; event {at} ({types[at]}) has "
-                                                f"{echo.same_as.pointer} {short(expected, 60)}", i, echo.pointer,
-                                       level=echo.level))
     return out
+
+
+def _echo_one(echo: Echo, rule_id: str, obj: Any, t: str, i: int, types: list[str | None],
+              latest: dict[str, tuple[int, Any]], request_doc: Any) -> list[Finding]:
+    """The finding when this event's value is not the one it must echo."""
+    value = jp.resolve(obj, echo.pointer)
+    seen = "nothing" if value is jp.MISSING else short(value, 60)
+    if echo.request is not None:
+        expected = jp.resolve(request_doc, echo.request) if request_doc is not None else jp.MISSING
+        if expected is jp.MISSING:
+            return []  # the request did not carry it: nothing to echo
+        source = f"the request's {echo.request} is"
+    else:
+        assert echo.same_as is not None
+        if "v" not in latest:
+            return []  # nothing to compare with (the order rules judge a missing event)
+        at, expected = latest["v"]
+        source = f"event {at} ({types[at]}) has {echo.same_as.pointer}"
+    if value is not jp.MISSING and same_json(value, expected):
+        return []
+    return [finding(rule_id, f"{t}{echo.pointer} is {seen}; {source} {short(expected, 60)}", i, echo.pointer,
+                    level=echo.level)]
 
 
 def reference_findings(objects: list[Any], types: list[str | None], profile: Profile) -> list[Finding]:

@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profile", default=None, help=f"profile name or YAML path (default {DEFAULT_PROFILE}; "
                                                      "see --list-profiles)")
     group.addoption("--list-profiles", action="store_true", help="list the bundled profiles and exit")
+    group.addoption("--question", action="append", default=[], metavar="TEXT",
+                    help="ask this instead of the profile's sample questions (repeatable)")
     group.addoption("--parity", default="auto", choices=("auto", "strict", "structural"),
                     help="auto: strict when the backend repeats itself exactly, else structural")
     group.addoption("--stream-timeout", type=float, default=10.0,
@@ -231,9 +233,13 @@ class SuiteState:
             from .profile import ProfileError, load_profile
 
             try:
-                self._profile = load_profile(self.config.getoption("profile") or DEFAULT_PROFILE)
+                profile = load_profile(self.config.getoption("profile") or DEFAULT_PROFILE)
             except ProfileError as exc:
                 raise pytest.UsageError(f"--profile: {exc}") from None
+            questions = self.config.getoption("question")
+            if questions:
+                profile = profile.asking(questions)
+            self._profile = profile
         return self._profile
 
     def settings(self, base: str, profile: Any) -> Any:

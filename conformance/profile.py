@@ -145,7 +145,7 @@ META_SCHEMA: dict[str, Any] = {
                 "required": ["event", "pointer"],
                 "additionalProperties": False,
                 "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER, "request": _POINTER, "same_as": _AT,
-                               "level": _LEVEL},
+                               "first_only": {"type": "boolean"}, "level": _LEVEL},
                 "oneOf": [{"required": ["request"]}, {"required": ["same_as"]}],
             },
         },
@@ -247,6 +247,7 @@ BINDING_SCHEMAS: dict[str, dict[str, Any]] = {
             "forbidden_close": {"type": "array", "items": {"type": "integer"}},
             "first_message": {},
             "client_closes": {"type": "boolean"},
+            "ignores_unknown_messages": {"type": "boolean"},
             "cancel": {
                 "type": "object",
                 "required": ["message", "expect"],
@@ -399,6 +400,9 @@ class WSBinding:
     ``response.create``); the request document travels in it instead of the query."""
     client_closes: bool = False
     """The server keeps the socket open after the last event; the client closes it."""
+    ignores_unknown_messages: bool = True
+    """Client messages the protocol does not define are ignored (agent-stream/1), or
+    answered with an error (OpenAI Responses): WS-IGNORE-CLIENT-MESSAGES."""
 
 
 BINDINGS: dict[str, type] = {"sse": SSEBinding, "ws": WSBinding}
@@ -451,6 +455,9 @@ class Echo:
     pointer: str
     request: str | None = None
     same_as: At | None = None
+    first_only: bool = False
+    """Only the first such event of the stream (AG-UI: the first run has the
+    request's runId; a later run of the same stream has its own)."""
     level: str = "MUST"
 
 
@@ -643,6 +650,17 @@ class Profile:
         return self.request.sample_questions
 
     @property
+    def end_marked(self) -> str | None:
+        """Why the last type does not mark the end of a stream (several runs per
+        stream, or a last type that also starts it), or None when it does; then
+        nothing may follow it (ORDER-NOTHING-AFTER-END)."""
+        if self.runs is not None:
+            return "the profile allows several runs per stream (see LIFECYCLE-RUN)"
+        if set(self.order.first) & set(self.order.last):
+            return "the profile's last type also starts the stream: no type marks the end"
+        return None
+
+    @property
     def end_types(self) -> tuple[str, ...]:
         """Types after which the server must end the stream: the recorders' cue."""
         return self.order.last
@@ -676,9 +694,9 @@ class Profile:
             doc = render(template, asked)
             if case is not None:
                 doc = edit(doc, case.set, case.remove)
-            data = case.raw.encode("utf-8") if case is not None and case.raw is not None else encode(doc)
+            data = case.raw.encode("utf-8", "surrogatepass") if case is not None and case.raw is not None else encode(doc)
             if carrier == "first_message":
-                messages = (ClientMessage(data.decode("utf-8", "surrogateescape"), after_events=0),) + messages
+                messages = (ClientMessage(data.decode("utf-8", "replace"), after_events=0),) + messages
             else:
                 method, body = spec.method, data
                 hdrs.setdefault("Content-Type", case.content_type if case is not None and case.content_type
@@ -686,7 +704,13 @@ class Profile:
         return Request.make(transport, url, params=query, headers=hdrs, method=method, body=body, messages=messages,
                             end_types=self.end_types, type_field=self.type_field,
                             end_sentinel=getattr(section, "done_sentinel", None),
-                            client_ends=getattr(section, "client_closes", False), question=asked, **kwargs)
+                            client_ends=getattr(section, "client_closes", False), question=asked,
+                            type_from_event=getattr(section, "event_name_is_type", False), **kwargs)
+
+    def asking(self, questions: list[str]) -> "Profile":
+        """The same profile with other sample questions (``--question``)."""
+        raw = {**self.raw, "request": {**self.raw.get("request", {}), "sample_questions": list(questions)}}
+        return Profile(self.name, self.path, raw)
 
     def document(self, request: Request) -> Any:
         """The JSON document a request carried (body or first message), or its query."""

@@ -100,15 +100,28 @@ class RecordedEvent:
     :class:`WSFrameDetail`, or another transport's own object."""
     type_field: str = "type"
     """The field that names the type (the request's, from the profile)."""
+    named_type: str | None = None
+    """The type the transport named for an object without a type field (SSE
+    ``event:`` where the protocol puts the type there, as LangGraph does)."""
 
     @property
     def type(self) -> str | None:
-        """The event's type when it is a JSON object with a string in the type field."""
+        """The event's type: the string in its type field, else the type its
+        transport named."""
         if isinstance(self.data, dict):
             value = self.data.get(self.type_field)
             if isinstance(value, str):
                 return value
+            return self.named_type
         return None
+
+    @property
+    def typed_data(self) -> Any:
+        """The parsed value as the protocol means it: an object without a type
+        field gets the type its transport named (what the validators read)."""
+        if self.named_type is not None and isinstance(self.data, dict) and self.type_field not in self.data:
+            return {self.type_field: self.named_type, **self.data}
+        return self.data
 
 
 @dataclass
@@ -227,7 +240,7 @@ class Recording:
     @property
     def objects(self) -> list[Any]:
         """The parsed events (None where an event did not parse)."""
-        return [e.data for e in self.events]
+        return [e.typed_data for e in self.events]
 
     def header(self, name: str) -> str | None:
         """The first response header of that name (case-insensitive), or None."""

@@ -75,6 +75,8 @@ class Request:
     client_ends: bool = False
     """After an end type the client closes (WebSocket protocols that keep the
     socket open for the next request)."""
+    type_from_event: bool = False
+    """SSE: an event whose JSON has no type field takes the ``event:`` name as its type."""
     question: str | None = None
     """The question the request asks, wherever the protocol carries it (query,
     body, first message): what rules that compare streams by question read."""
@@ -140,6 +142,8 @@ class Request:
             out["client_ends"] = True
         if self.question is not None:
             out["question"] = self.question
+        if self.type_from_event:
+            out["type_from_event"] = True
         return out
 
     @classmethod
@@ -161,6 +165,7 @@ class Request:
                 last_event_id=doc.get("last_event_id"), end_types=tuple(doc.get("end_types", ())),
                 type_field=str(doc.get("type_field", "type")), end_sentinel=doc.get("end_sentinel"),
                 client_ends=doc.get("client_ends", False) is True, question=doc.get("question"),
+                type_from_event=doc.get("type_from_event", False) is True,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a request: {type(exc).__name__}: {exc}") from None

@@ -62,6 +62,18 @@ def edit(doc: Any, set_: Iterable[tuple[str, Any]] = (), remove: Iterable[str] =
     return out
 
 
+def dumps(doc: Any) -> str:
+    """The document as JSON text that is valid UTF-8: characters as they are, except
+    when a drawn value holds a lone surrogate (no UTF-8 can carry it), then as
+    ``\\u`` escapes, which is still the same JSON value."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+    return text
+
+
 def encode(doc: Any) -> bytes:
-    """The document as the bytes of a JSON body (UTF-8, no ASCII escapes)."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    """The document as the bytes of a JSON body (see :func:`dumps`)."""
+    return dumps(doc).encode("utf-8")

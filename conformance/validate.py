@@ -143,7 +143,7 @@ def _order_findings(types: list[str | None], profile: Profile, objects: list[Any
             index = where[1] if len(where) > 1 else None
             names = "/".join(group)
             out.append(finding("ORDER-ONE-TERMINAL", f"{names} appear {len(where)} times in all, expected exactly one", index))
-    if profile.runs is None:  # with several runs per stream, a last type may come before the end (see LIFECYCLE-RUN)
+    if profile.end_marked is None:  # else a last type may come before the end
         end = next((i for i, t in enumerate(types) if t in last), None)
         if end is not None and end < n - 1:
             out.append(finding("ORDER-NOTHING-AFTER-END", f"{types[end + 1]!r} follows {types[end]!r}", end + 1))
@@ -278,7 +278,7 @@ def validate_recording(recording: Recording, profile: Profile) -> list[Finding]:
     ]
     levels = profile.raw.get("levels", {})
     out = [replace(f, level=levels[f.rule]) if f.rule in levels else f for f in out]
-    objects = [e.data if e.parse_error is None else _Unparsed() for e in recording.events]
+    objects = [e.typed_data if e.parse_error is None else _Unparsed() for e in recording.events]
     doc = profile.document(recording.request)
     return out + [f for f in validate_stream(objects, profile, doc)
                   if not (f.rule == "SCHEMA-JSON" and isinstance(objects[f.index], _Unparsed))]

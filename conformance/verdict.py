@@ -20,6 +20,12 @@ from .validate import Finding
 if TYPE_CHECKING:
     from .rules.registry import Rule
 
+
+def requirement_for(rule: "Rule", profile: Any) -> str:
+    from .rules.registry import requirement_for as words  # the registry's modules import this one
+
+    return words(rule, profile)
+
 Verdict = Literal["pass", "fail", "warn", "skip"]
 MAX_FINDINGS_SHOWN = 5
 CONTEXT_EVENTS = 3
@@ -90,12 +96,13 @@ def count_causes(findings: list[Finding]) -> tuple[int, int]:
 
 
 def describe(rule: "Rule", items: list[tuple[Finding, Recording | None]], transport: str | None,
-             section: str | None = None) -> str:
+             section: str | None = None, requirement: str | None = None) -> str:
     """The failure or warning text for a rule broken at these places; findings of
     one cause are shown once, with how many there were. ``section`` says where the
     profile's spec states the rule (default: PROTOCOL.md's section)."""
     level = "MUST" if any(f.level == "MUST" for f, _ in items) else "SHOULD"
-    lines = [f"[{rule.id}] {level}: {rule.requirement} ({section or f'PROTOCOL.md section {rule.section}'})"]
+    lines = [f"[{rule.id}] {level}: {requirement or rule.requirement} "
+             f"({section or f'PROTOCOL.md section {rule.section}'})"]
     several = len({id(rec) for _, rec in items}) > 1
     groups: dict[tuple[str, str, str], list[tuple[Finding, Recording | None]]] = {}
     for found, recording in items:
@@ -136,4 +143,5 @@ def outcome(rule: "Rule", items: list[tuple[Finding, Recording | None]], transpo
         items = [(replace(f, level=levels[rule.id]), rec) for f, rec in items]
     verdict: Verdict = "fail" if any(f.level == "MUST" for f, _ in items) else "warn"
     section = profile.section(rule.id, rule.section) if profile is not None else None
-    return Outcome(rule.id, verdict, describe(rule, items, transport, section), transport, items)
+    text = requirement_for(rule, profile) if profile is not None else None
+    return Outcome(rule.id, verdict, describe(rule, items, transport, section, text), transport, items)

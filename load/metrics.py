@@ -127,11 +127,12 @@ class StreamFigures:
         }
 
 
-def _event_ts(data: Any, timestamp_field: str | None) -> float | None:
+def _event_ts(data: Any, timestamp_field: str | None, scale: float = 1.0) -> float | None:
+    """The event's timestamp in Unix seconds (``scale``: units per second, 1000 for ms)."""
     if timestamp_field is not None and isinstance(data, dict):
         ts = data.get(timestamp_field)
         if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
-            return float(ts)
+            return float(ts) / scale
     return None
 
 
@@ -146,14 +147,16 @@ def classify_error(rec: Recording) -> tuple[str | None, str | None]:
     return (None, None) if problem is None else problem
 
 
-def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_field: str | None) -> StreamFigures:
+def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_field: str | None,
+                   timestamp_scale: float = 1.0) -> StreamFigures:
     """Turn one recording (and the rules' findings on it) into figures.
 
     Pure: everything comes from the recorder's fields, measured at the socket
     (bytes) and with ``perf_counter`` (intervals); delivery latency is the only
     figure that uses the wall clock, against the server's timestamp in
     ``timestamp_field`` (the profile's; None: no delivery latency). The field is
-    a required argument because the profile, not this function, knows it.
+    a required argument because the profile, not this function, knows it;
+    ``timestamp_scale`` is the profile's unit (1000: milliseconds).
     """
     fig = StreamFigures(transport=rec.transport, started_wall=rec.wall_start)
     fig.wire_in, fig.wire_out = rec.bytes_received, rec.bytes_sent
@@ -180,7 +183,7 @@ def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_fi
         if prev is not None:
             fig.gaps_us.append(max(0, to_us(ev.t_perf - prev)))
         prev = ev.t_perf
-        ts = _event_ts(ev.data, timestamp_field)
+        ts = _event_ts(ev.data, timestamp_field, timestamp_scale)
         if ts is not None:
             d = to_us(ev.t_wall - ts)
             if d < 0:

@@ -44,16 +44,14 @@ def path_for(transport: str, cfg: LoadConfig, profile: Profile) -> str:
 
 
 def request_for(transport: str, cfg: LoadConfig, profile: Profile, question: str) -> Request:
-    """The request of one stream: the user's parameters, ``question`` in the
-    profile's question parameter, and the profile's terminal type as the
-    recorder's cue that the stream is over."""
+    """The request of one stream, built as the profile says (``Profile.make_request``:
+    the question in the query or in the JSON document, the terminal types and any
+    end sentinel as the recorder's cue that the stream is over), with the user's
+    parameters."""
     section = profile.transports[transport]
-    return Request.make(
-        transport, cfg.host + path_for(transport, cfg, profile),
-        params={**cfg.params, profile.question_param: question},
-        compression=cfg.ws_compression and section.binding == COMPRESSION_BINDING,
-        end_types=profile.end_types,
-    )
+    return profile.make_request(transport, cfg.host + path_for(transport, cfg, profile), question=question,
+                                params=cfg.params,
+                                compression=cfg.ws_compression and section.binding == COMPRESSION_BINDING)
 
 
 def record(request: Request, cfg: LoadConfig) -> Recording:
@@ -67,7 +65,8 @@ def judge(rec: Recording, profile: Profile, *, validate: bool = True) -> StreamF
     findings: list[Finding] = []
     if validate and classify_error(rec)[0] is None:
         findings = check_stream(rec, profile)
-    return stream_figures(rec, findings, timestamp_field=profile.timestamp_field)
+    return stream_figures(rec, findings, timestamp_field=profile.timestamp_field,
+                          timestamp_scale=profile.timestamp_scale)
 
 
 def measure_stream(transport: str, cfg: LoadConfig, profile: Profile, question: str, *,

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default=None, help="protocol profile name or path, for the suite and the load run "
                    "(default: agent-stream/1)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="extra request parameter")
+    r.add_argument("--sse-path", help="SSE endpoint path (default: the profile's), for the suite and the load run")
+    r.add_argument("--ws-path", help="WebSocket endpoint path (default: the profile's), for the suite and the load run")
+    r.add_argument("--question", action="append", default=[], metavar="TEXT",
+                   help="ask this instead of the profile's sample questions (repeatable), in the suite and the load run")
     r.add_argument("--header", action="append", default=[], metavar="'Name: value'", help="extra request header "
                    "(conformance suite only)")
     r.add_argument("--skip-conformance", action="store_true", help="skip the conformance suite")
@@ -110,7 +114,19 @@ def load_command(args: argparse.Namespace, transports: Sequence[str], base_url: 
         cmd += ["--param", item]
     if args.profile:
         cmd += ["--profile-name", args.profile]
+    cmd += _shared_options(args)
     return cmd, users
+
+
+def _shared_options(args: argparse.Namespace) -> list[str]:
+    """The options the suite and the load run take alike: endpoint paths and questions."""
+    out: list[str] = []
+    for binding in ("sse", "ws"):
+        if getattr(args, f"{binding}_path"):
+            out += [f"--{binding}-path", getattr(args, f"{binding}_path")]
+    for question in args.question:
+        out += ["--question", question]
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,6 +182,7 @@ def _steps(args: argparse.Namespace, transports: Sequence[str], base_url: str, o
             cmd += ["--header", item]
         if args.profile:
             cmd += ["--profile", args.profile]
+        cmd += _shared_options(args)
         _say("conformance", "running the conformance suite on the profile's transports")
         conformance_json.unlink(missing_ok=True)
         conformance_code = _run_step("conformance", cmd, out / "conformance.log", args.step_timeout, out)

@@ -48,7 +48,7 @@ class GateResult:
         for o in self.outcomes:
             value = fmt(o.value) + (f" ({o.value_detail})" if o.value_detail else "")
             limit = f"{o.rule.op} {fmt(o.limit)}" + (f" ({o.limit_detail})" if o.limit_detail else "")
-            verdict = {"pass": "PASS", "fail": "FAIL", "no data": "FAIL (no data)"}[o.verdict]
+            verdict = {"pass": "PASS", "fail": "FAIL", "no data": "FAIL (no data)", "n/a": "N/A"}[o.verdict]
             out.append((o.rule.text, value, limit, verdict))
         return out
 
@@ -61,8 +61,10 @@ class GateResult:
         }
 
     def summary_line(self) -> str:
-        n, bad = len(self.outcomes), len(self.failed)
-        return f"gate: {'PASS' if self.ok else 'FAIL'}: {n - bad} of {n} rules hold"
+        na = sum(1 for o in self.outcomes if o.verdict == "n/a")
+        n, bad = len(self.outcomes) - na, len(self.failed)
+        tail = f" ({na} not applicable to this run)" if na else ""
+        return f"gate: {'PASS' if self.ok else 'FAIL'}: {n - bad} of {n} rules hold{tail}"
 
     def table(self) -> str:
         """A plain-text table for a terminal or a CI log."""
@@ -77,7 +79,7 @@ class GateResult:
         """The same table in Markdown, for a GitHub Actions job summary."""
         def cell(s: str) -> str:
             return s.replace("|", "\\|")
-        icon = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "FAIL (no data)": "❌ FAIL (no data)"}
+        icon = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "FAIL (no data)": "❌ FAIL (no data)", "N/A": "➖ N/A"}
         lines = [
             f"### Latency gate: {'✅ PASS' if self.ok else '❌ FAIL'}",
             "",

@@ -5,13 +5,18 @@ Three kinds of rule, one grammar::
     ws.ttfe.p95_ms <= 3000                          absolute
     sse.delivery.p99_ms <= baseline * 1.15 + 2      relative to a baseline run
     ws.delivery.p50_ms / sse.delivery.p50_ms <= 3   ratio within one run
+    *.ttfe.p95_ms <= 3000                           every transport of the run
+    *.ttfe.p50_ms / *.ttfe.p50_ms <= 5              every ordered pair of them
 
     rule     := value OP limit
     value    := PATH | PATH "/" PATH
     limit    := NUMBER | "baseline" ["*" NUMBER] [("+" | "-") NUMBER]
     OP       := "<=" | ">=" | "<" | ">"
 
-``baseline`` is the rule's own left-hand side evaluated on the baseline summary,
+``*`` as the transport stands for each transport the run measured (a profile
+with one transport gets no ratio rules; one with three gets six of each), so
+one rules file serves every profile. ``baseline`` is the rule's own left-hand
+side evaluated on the baseline summary,
 so a ratio can be held against a baseline ratio too. The ``+ NUMBER`` slack is a
 noise floor: 15 % of a 0.8 ms loopback latency is well inside scheduler jitter.
 
@@ -25,7 +30,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import yaml
@@ -39,7 +44,7 @@ class RuleError(ValueError):
     """A rule or rules file that cannot be understood (bad input: exit 2)."""
 
 
-_PATH = r"[A-Za-z_][\w-]*(?:\.[\w-]+)+"
+_PATH = r"(?:[A-Za-z_][\w-]*|\*)(?:\.[\w-]+)+"
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _RULE = re.compile(
     rf"^\s*(?P<num>{_PATH})\s*(?:/\s*(?P<den>{_PATH})\s*)?"
@@ -154,7 +159,7 @@ class Outcome:
     rule: Rule
     value: float | None
     limit: float | None
-    verdict: Literal["pass", "fail", "no data"]
+    verdict: Literal["pass", "fail", "no data", "n/a"]
     value_detail: str = ""
     """For a ratio: its operands, e.g. ``0.95 / 0.84``."""
     limit_detail: str = ""
@@ -162,7 +167,9 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.verdict == "pass"
+        """Passed, or not applicable: the rule names a transport this run's profile
+        does not define (a WebSocket rule on an SSE-only protocol)."""
+        return self.verdict in ("pass", "n/a")
 
 
 def _value(rule: Rule, summary: Mapping[str, Any]) -> tuple[float | None, str]:
@@ -223,11 +230,64 @@ def evaluate(rule: Rule, current: Mapping[str, Any], baseline: Mapping[str, Any]
     return Outcome(rule, value, limit, verdict, detail, limit_detail)
 
 
+def expand(rules: list[Rule], summary: Mapping[str, Any]) -> list[Rule]:
+    """Each rule with ``*`` as its transport, once per transport the summary holds
+    (a ratio of two ``*``: once per ordered pair of different transports)."""
+    transports = summary.get("transports") if isinstance(summary, Mapping) else None
+    names = [str(t) for t in transports] if isinstance(transports, Mapping) else []
+    out: list[Rule] = []
+    for rule in rules:
+        starred = [p.startswith("*.") for p in rule.paths]
+        if not any(starred):
+            out.append(rule)
+            continue
+        if rule.denominator is None or all(starred):
+            pairs = [(a, b) for a in names for b in names if a != b] if rule.denominator is not None else \
+                [(a, a) for a in names]
+        else:  # one side starred: every transport but the named one
+            named = rule.paths[starred.index(False)].split(".")[0]
+            pairs = [(a, named) if starred[0] else (named, a) for a in names if a != named]
+        for a, b in pairs:
+            num = a + rule.numerator[1:] if rule.numerator.startswith("*.") else rule.numerator
+            den = None if rule.denominator is None else (
+                b + rule.denominator[1:] if rule.denominator.startswith("*.") else rule.denominator)
+            text = f"{num} / {den}" if den else num
+            out.append(replace(rule, numerator=num, denominator=den,
+                               text=f"{text} {rule.text[rule.text.index(rule.op):]}"))
+    return out
+
+
+def _absent(rule: Rule, summary: Mapping[str, Any]) -> str | None:
+    """Why a rule does not apply to this run, or None: it names a transport the run
+    did not measure but that exists (a registered transport), or a figure measured
+    against event timestamps when the run's profile has none. A name that is no
+    transport at all stays an error: a typo must not pass as 'not applicable'."""
+    from conformance.contracts import METRICS
+    from conformance.wire import TRANSPORTS
+
+    transports = summary.get("transports") if isinstance(summary, Mapping) else None
+    config = summary.get("config") if isinstance(summary, Mapping) else None
+    untimed = isinstance(config, Mapping) and "timestamp_field" in config and config["timestamp_field"] is None
+    for path in rule.paths:
+        name, _, rest = path.partition(".")
+        if isinstance(transports, Mapping) and name not in transports and name in TRANSPORTS:
+            return f"no {name} in this run"
+        metric = METRICS.get(rest.split(".")[0])
+        if untimed and metric is not None and metric.needs_timestamp:
+            return "the profile's events carry no timestamp"
+    return None
+
+
 def evaluate_all(rules: list[Rule], current: Mapping[str, Any],
                  baseline: Mapping[str, Any] | None = None) -> list[Outcome]:
-    """Check every rule first (bad input raises RuleError), then evaluate them all."""
-    check(rules, current, baseline)
-    return [evaluate(rule, current, baseline) for rule in rules]
+    """Check every rule first (bad input raises RuleError), then evaluate them all
+    (``*`` rules expanded over the run's transports; a rule about a transport the
+    run did not measure is not applicable)."""
+    rules = expand(rules, current)
+    absent = {rule.text: _absent(rule, current) for rule in rules}
+    check([r for r in rules if not absent[r.text]], current, baseline)
+    return [Outcome(rule, None, rule.limit, "n/a", absent[rule.text]) if absent[rule.text]
+            else evaluate(rule, current, baseline) for rule in rules]
 
 
 def fmt(value: float | None) -> str:

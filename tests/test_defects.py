@@ -112,6 +112,8 @@ def test_correct_backend_passes_full_suite(job: str, suite_runs: dict[str, Suite
     allowed = dict(ALLOWED_SKIPS[stack])
     for entry in run.not_passed():
         assert entry["verdict"] == "skip", run.explain()
+        if entry["message"].startswith("the profile "):
+            continue  # a rule of other protocols (runs, spans, sentinel): agent-stream/1 defines none
         assert entry["id"] in allowed and allowed[entry["id"]] in entry["message"], \
             f"unexpected skip of {entry['id']}: {entry['message']}"
 

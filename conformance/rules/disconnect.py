@@ -16,7 +16,7 @@ from .registry import NotJudged, rule
 
 @rule("DISCONNECT-STOPS", "MUST", "7", needs=["disconnect"])
 def disconnect_stops_work(ctx):
-    """when the client leaves, agent_active_streams is back within one second"""
+    """when the client leaves, {gauge} is back within one second"""
     obs = ctx.get("disconnect")
     within = ctx.profile.disconnect.within_s
     if obs.not_judged:

@@ -35,7 +35,7 @@ def _parity(ctx, rule_id: str, compare) -> list:
 
 @rule("PARITY-STRICT", "MUST", "6", scope="pair", needs=["baseline", "repeat"])
 def parity_strict(ctx):
-    """a deterministic backend sends the same events on SSE and WebSocket, ts aside"""
+    """a deterministic backend sends the same events on both transports, volatile fields aside"""
     mode = ctx.session.parity_mode(ctx.pair)
     if mode != "strict":
         why = "--parity structural" if ctx.session.settings.parity != "auto" else ctx.session.deterministic(ctx.pair)[1]

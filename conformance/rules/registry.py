@@ -117,6 +117,50 @@ def stream_rule(rule_id: str, level: Level, section: str, *, binding: str | None
     return decorate
 
 
+class _Words(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def profile_words(profile: Any) -> dict[str, str]:
+    """The words a requirement uses for the profile's own names: its first and last
+    types, its fields, its bindings' codes, so that AG-UI's rules say RUN_FINISHED
+    where agent-stream/1's say stream_end."""
+    order = profile.order
+    words = {
+        "first": " or ".join(order.first), "last": " or ".join(order.last),
+        "exactly_once": " and ".join(order.exactly_once) or "the profile's once-only types",
+        "one_of": "; ".join("/".join(g) for g in order.exactly_one_of) or "the profile's terminal groups",
+        "terminal": "/".join(order.terminal) or "a terminal event",
+        "type": profile.type_field, "seq": profile.seq_field or "the sequence field",
+        "ts": profile.timestamp_field or "the timestamp",
+        "gauge": profile.disconnect.gauge or "the open-streams gauge",
+    }
+    stream_sum = next((a for a in profile.aggregates if a.scope == "stream"), None)
+    words["stream_sum"] = (f"{stream_sum.full}{stream_sum.pointer.replace('/', '.')} equals the concatenation of all "
+                           f"{stream_sum.chunk} events") if stream_sum else "a stream aggregate adds up"
+    from conformance.profile import BINDINGS  # a binding the profile lacks speaks with its defaults
+
+    for section in [*profile.transports.values(), *(cls() for cls in BINDINGS.values())]:
+        for key, value in vars(section).items():
+            if isinstance(value, (int, str)) and not isinstance(value, bool):
+                words.setdefault(f"{section.binding}_{key}", str(value))
+        headers = getattr(section, "should_headers", None)
+        if headers:
+            words.setdefault(f"{section.binding}_should_headers", ", ".join(f"{k}: {v}" for k, v in headers.items()))
+        cancel = getattr(section, "cancel", None)
+        if cancel is not None:
+            words.setdefault("cancel_expect", ", ".join(f"{k} {v}" for k, v in cancel.expect.items()
+                                                        if k != profile.type_field) or "its answer")
+            words.setdefault("cancel_type", str(cancel.expect.get(profile.type_field, "the answer")))
+    return words
+
+
+def requirement_for(rule: Rule, profile: Any) -> str:
+    """The rule's requirement in the profile's words (its docstring's placeholders filled)."""
+    return rule.requirement.format_map(_Words(profile_words(profile)))
+
+
 def get(rule_id: str) -> Rule:
     """The rule with that ID; KeyError names it when a check uses an unknown ID."""
     try:

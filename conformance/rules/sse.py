@@ -24,7 +24,7 @@ def _each_event(rule_id, rec, test):
 
 @stream_rule("SSE-STATUS", "MUST", "4", binding="sse")
 def sse_status(rec, ctx):
-    """an accepted SSE request is answered with status 200"""
+    """an accepted SSE request is answered with status {sse_status}"""
     expected = ctx.section.status
     if rec.status == expected:
         return []
@@ -33,7 +33,7 @@ def sse_status(rec, ctx):
 
 @stream_rule("SSE-CONTENT-TYPE", "MUST", "4", binding="sse", requires=[ACCEPTED])
 def sse_content_type(rec, ctx):
-    """Content-Type is text/event-stream"""
+    """Content-Type is {sse_content_type}"""
     expected = ctx.section.content_type
     if rec.media_type == expected:
         return []
@@ -55,7 +55,7 @@ def sse_cache_control(rec, ctx):
 @stream_rule("SSE-X-ACCEL-BUFFERING", "SHOULD", "4", binding="sse", requires=[ACCEPTED],
              skip_unless=lambda ctx: None if ctx.section.should_headers else "the profile recommends no headers")
 def sse_recommended_headers(rec, ctx):
-    """X-Accel-Buffering: no is sent so proxies do not buffer"""
+    """the recommended headers are sent ({sse_should_headers})"""
     bad = [f"{name}: {rec.header(name)!r} (expected {value!r})" for name, value in ctx.section.should_headers.items()
            if (rec.header(name) or "").strip().lower() != value.lower()]
     return [finding("SSE-X-ACCEL-BUFFERING", "; ".join(bad))] if bad else []
@@ -96,8 +96,8 @@ def sse_no_event_name(rec, ctx):
 def sse_event_type(rec, ctx):
     """each message's event: field equals its JSON type"""
     def test(event):
-        if event.type is None:
-            return None  # SCHEMA-ENVELOPE reports it
+        if event.type is None or event.named_type is not None:
+            return None  # no type (SCHEMA-ENVELOPE reports it), or the name is the only type
         if event.detail.event != event.type:
             return f"event: {event.detail.event!r} but the type is {event.type!r}" if event.detail.event is not None \
                 else f"no event: field; the type is {event.type!r} (an EventSource listening for it never fires)"
@@ -145,7 +145,7 @@ def _carries_id_field(rec, ctx) -> bool:
              requires=[HAS_EVENTS, Precondition("id field", _carries_id_field, "no {what} event carries the id field")],
              skip_unless=lambda ctx: None if ctx.section.id_equals else "the profile asks for no id")
 def sse_id_is_seq(rec, ctx):
-    """each message carries id: <seq> when events have seq"""
+    """each message carries id: <{seq}> when events have {seq}"""
     field = ctx.section.id_equals
 
     def test(event):
@@ -209,7 +209,7 @@ REACHED_END = Precondition("reached end", lambda rec, ctx: bool(rec.events) and 
 
 @stream_rule("SSE-ENDS-RESPONSE", "MUST", "4", binding="sse", requires=[ACCEPTED, REACHED_END])
 def sse_ends_response(rec, ctx):
-    """after stream_end the server ends the response"""
+    """after {last} the server ends the response"""
     if rec.error_kind == "timeout":
         return [finding("SSE-ENDS-RESPONSE", f"the response stayed open after {rec.events[-1].type!r}: {rec.error}")]
     return []
@@ -217,7 +217,7 @@ def sse_ends_response(rec, ctx):
 
 @rule("SSE-RECONNECT-204", "SHOULD", "4", binding="sse", needs=["reconnect"])
 def sse_reconnect_after_end(ctx):
-    """a request with Last-Event-ID after stream_end is answered 204"""
+    """a request with Last-Event-ID after {last} is answered {sse_reconnect_status}"""
     recordings = ctx.get("reconnect")
     if not recordings:
         raise NotJudged("the stream carries no event ids, so a browser would not send Last-Event-ID")

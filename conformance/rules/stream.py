@@ -13,6 +13,23 @@ HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events),
                           "no {what} events to judge (see ORDER-FIRST-START)")
 
 
+def _carries(what: str, types_of) -> Precondition:
+    """A precondition: the stream has an event of one of ``types_of(profile)``, so a
+    rule about those events has something to judge (never a pass on nothing)."""
+    return Precondition(what, lambda rec, ctx: bool(set(types_of(ctx.profile)) & {e.type for e in rec.events}),
+                        f"no {{what}} stream carries {what}")
+
+
+OPENS_RUN = _carries("an event that opens a run", lambda p: p.runs.open if p.runs else ())
+HAS_SPAN = _carries("a span event", lambda p: [t for s in p.spans for t in (s.start, s.chunk, *s.content, *s.end) if t])
+HAS_ECHO_REQUEST = _carries("an event that echoes the request", lambda p: [t for e in p.echoes if e.request for t in e.event])
+HAS_ECHO_EVENT = _carries("an event that echoes another", lambda p: [t for e in p.echoes if e.same_as for t in e.event])
+HAS_REFERENCE = _carries("an event with a reference", lambda p: [t for r in p.references for t in r.event])
+HAS_DELTA = _carries("a state delta", lambda p: p.state.delta.event if p.state else ())
+HAS_CHUNK_SUM = _carries("a full event of chunks", lambda p: [a.full for a in p.aggregates if a.scope != "stream"])
+HAS_STREAM_SUM = _carries("a full event of the stream's chunks", lambda p: [a.full for a in p.aggregates if a.scope == "stream"])
+
+
 def _aggregates(*scopes: str):
     """skip_unless: the profile defines no aggregate of these scopes."""
     def reason(ctx):
@@ -34,7 +51,7 @@ def schema_json(rec, ctx):
 
 @stream_rule("SCHEMA-ENVELOPE", "MUST", "2", requires=[HAS_EVENTS])
 def schema_envelope(rec, ctx):
-    """every event has a string type; seq, when present, is an integer; ts a number"""
+    """every event has a string {type}; {seq}, when present, is an integer; {ts} a number"""
     return _own("SCHEMA-ENVELOPE", rec, ctx)
 
 
@@ -59,41 +76,41 @@ def schema_ts_seconds(rec, ctx):
 
 @stream_rule("ORDER-FIRST-START", "MUST", "3")
 def order_first(rec, ctx):
-    """the first event is the profile's first type (start)"""
+    """the first event is the profile's first type ({first})"""
     return _own("ORDER-FIRST-START", rec, ctx)
 
 
 @stream_rule("ORDER-LAST-STREAM-END", "MUST", "3", requires=[HAS_EVENTS])
 def order_last(rec, ctx):
-    """the last event is the profile's last type (stream_end)"""
+    """the last event is the profile's last type ({last})"""
     return _own("ORDER-LAST-STREAM-END", rec, ctx)
 
 
 @stream_rule("ORDER-EXACTLY-ONCE", "MUST", "3", requires=[HAS_EVENTS],
              skip_unless=lambda ctx: None if ctx.profile.order.exactly_once else "the profile lists no types that come exactly once")
 def order_exactly_once(rec, ctx):
-    """start and stream_end appear exactly once"""
+    """{exactly_once} appear exactly once"""
     return _own("ORDER-EXACTLY-ONCE", rec, ctx)
 
 
 @stream_rule("ORDER-ONE-TERMINAL", "MUST", "3", requires=[HAS_EVENTS],
              skip_unless=lambda ctx: None if ctx.profile.order.exactly_one_of else "the profile lists no exactly_one_of groups")
 def order_one_terminal(rec, ctx):
-    """exactly one of complete/error appears"""
+    """exactly one of {one_of} appears"""
     return _own("ORDER-ONE-TERMINAL", rec, ctx)
 
 
 @stream_rule("ORDER-NOTHING-AFTER-END", "MUST", "3", requires=[HAS_EVENTS],
-             skip_unless=lambda ctx: "the profile allows several runs per stream (see LIFECYCLE-RUN)" if ctx.profile.runs else None)
+             skip_unless=lambda ctx: ctx.profile.end_marked)
 def order_nothing_after_end(rec, ctx):
-    """nothing follows stream_end"""
+    """nothing follows {last}"""
     return _own("ORDER-NOTHING-AFTER-END", rec, ctx)
 
 
 @stream_rule("ORDER-TERMINAL-THEN-END", "MUST", "3", requires=[HAS_EVENTS],
              skip_unless=lambda ctx: None if ctx.profile.order.terminal else "the profile lists no terminal types")
 def order_terminal_then_end(rec, ctx):
-    """complete/error is followed directly by stream_end"""
+    """{terminal} is followed directly by {last}"""
     return _own("ORDER-TERMINAL-THEN-END", rec, ctx)
 
 
@@ -104,42 +121,42 @@ def order_chunk_run(rec, ctx):
     return _own("ORDER-CHUNK-RUN", rec, ctx)
 
 
-@stream_rule("ORDER-CHUNK-SUM", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("ORDER-CHUNK-SUM", "MUST", "3", requires=[HAS_EVENTS, HAS_CHUNK_SUM],
              skip_unless=_aggregates("run", "key"))
 def order_chunk_sum(rec, ctx):
     """the full event's value equals the concatenation of its chunks (of its run, or of its id)"""
     return _own("ORDER-CHUNK-SUM", rec, ctx)
 
 
-@stream_rule("ORDER-STREAM-SUM", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("ORDER-STREAM-SUM", "MUST", "3", requires=[HAS_EVENTS, HAS_STREAM_SUM],
              skip_unless=_aggregates("stream"))
 def order_stream_sum(rec, ctx):
-    """complete.data.analysis equals the concatenation of all analysis chunks"""
+    """{stream_sum}"""
     return _own("ORDER-STREAM-SUM", rec, ctx)
 
 
 @stream_rule("ORDER-SEQ", "MUST", "2", requires=[HAS_EVENTS],
              skip_unless=lambda ctx: None if ctx.profile.seq_field else "the profile names no sequence field")
 def order_seq(rec, ctx):
-    """seq is on every event or none, and runs 0, 1, 2, ... without gaps"""
+    """{seq} is on every event or none, and runs 0, 1, 2, ... without gaps"""
     return _own("ORDER-SEQ", rec, ctx)
 
 
-@stream_rule("LIFECYCLE-RUN", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("LIFECYCLE-RUN", "MUST", "3", requires=[HAS_EVENTS, OPENS_RUN],
              skip_unless=lambda ctx: None if ctx.profile.runs else "the profile defines no runs")
 def lifecycle_run(rec, ctx):
     """runs open and close in turn, never nest, and only the profile's types come between them"""
     return _own("LIFECYCLE-RUN", rec, ctx)
 
 
-@stream_rule("LIFECYCLE-SPAN", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("LIFECYCLE-SPAN", "MUST", "3", requires=[HAS_EVENTS, HAS_SPAN],
              skip_unless=lambda ctx: None if ctx.profile.spans else "the profile defines no spans")
 def lifecycle_span(rec, ctx):
     """per id, a span starts, continues and ends in order, and is closed before its run closes"""
     return _own("LIFECYCLE-SPAN", rec, ctx)
 
 
-@stream_rule("ECHO-REQUEST", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("ECHO-REQUEST", "MUST", "3", requires=[HAS_EVENTS, HAS_ECHO_REQUEST],
              skip_unless=lambda ctx: None if any(e.request for e in ctx.profile.echoes)
              else "the profile names no value that echoes the request")
 def echo_request(rec, ctx):
@@ -147,7 +164,7 @@ def echo_request(rec, ctx):
     return _own("ECHO-REQUEST", rec, ctx)
 
 
-@stream_rule("ECHO-EVENT", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("ECHO-EVENT", "MUST", "3", requires=[HAS_EVENTS, HAS_ECHO_EVENT],
              skip_unless=lambda ctx: None if any(e.same_as for e in ctx.profile.echoes)
              else "the profile names no value that echoes another event's")
 def echo_event(rec, ctx):
@@ -155,14 +172,14 @@ def echo_event(rec, ctx):
     return _own("ECHO-EVENT", rec, ctx)
 
 
-@stream_rule("REF-KNOWN-ID", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("REF-KNOWN-ID", "MUST", "3", requires=[HAS_EVENTS, HAS_REFERENCE],
              skip_unless=lambda ctx: None if ctx.profile.references else "the profile defines no references")
 def ref_known_id(rec, ctx):
     """a reference names an id an earlier event introduced (a tool result names its tool call)"""
     return _own("REF-KNOWN-ID", rec, ctx)
 
 
-@stream_rule("STATE-PATCH", "MUST", "3", requires=[HAS_EVENTS],
+@stream_rule("STATE-PATCH", "MUST", "3", requires=[HAS_EVENTS, HAS_DELTA],
              skip_unless=lambda ctx: None if ctx.profile.state else "the profile defines no state")
 def state_patch(rec, ctx):
     """each state delta (RFC 6902 JSON Patch) applies to the state so far"""

@@ -53,7 +53,7 @@ def ws_json_frame(rec, ctx):
 
 @stream_rule("WS-CLOSE-1000", "MUST", "5", binding="ws", requires=[OPENED])
 def ws_close_1000(rec, ctx):
-    """after stream_end the server closes with code 1000"""
+    """after {last} the socket closes with code {ws_close_normal}"""
     expected = ctx.section.close_normal
     d = rec.detail
     if d.close_code == expected:
@@ -112,7 +112,7 @@ def _cancel_problems(rec, ctx, label: str) -> tuple[list, str | None]:
 @rule("WS-CANCEL", "MUST", "5", binding="ws", needs=["cancel", "cancel_mid", "cancel_late", "baseline"],
       skip_unless=_has_cancel)
 def ws_cancel(ctx):
-    """after a cancel: error with code cancelled, stream_end, close 1000"""
+    """after a cancel: {cancel_type} with {cancel_expect}, {last}, close {ws_close_normal}"""
     spec, normal = ctx.section.cancel, ctx.section.close_normal
     items, reasons, judged = [], [], 0
     for name, label in (("cancel", f"cancel after {CANCEL_AFTER} events"), ("cancel_mid", "mid-stream cancel")):
@@ -152,7 +152,9 @@ def ws_deflate(ctx):
                                "differs from the uncompressed stream")
 
 
-@rule("WS-IGNORE-CLIENT-MESSAGES", "MUST", "5", binding="ws", needs=["client_hello", "baseline", "repeat"])
+@rule("WS-IGNORE-CLIENT-MESSAGES", "MUST", "5", binding="ws", needs=["client_hello", "baseline", "repeat"],
+      skip_unless=lambda ctx: None if ctx.section.ignores_unknown_messages
+      else "the profile answers client messages it does not define (ignores_unknown_messages: false)")
 def ws_ignores_other_messages(ctx):
     """client messages other than cancel are ignored"""
     rec = ctx.get("client_hello")[0]

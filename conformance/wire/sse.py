@@ -287,7 +287,7 @@ def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recor
                 rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
                 if _is_event_stream(response):
                     _read_events(response, rec, budget, limits, request.close_after, end_set, on_event,
-                                 request.end_sentinel, request.type_field)
+                                 request.end_sentinel, request.type_field, request.type_from_event)
                 else:
                     _read_body(response, rec, budget, limits)
             finally:
@@ -352,6 +352,7 @@ def _read_events(
     on_event: Callable[[RecordedEvent], None] | None = None,
     sentinel: str | None = None,
     type_field: str = "type",
+    type_from_event: bool = False,
 ) -> None:
     splitter = LineSplitter(limits.max_event_bytes)
     assembler = MessageAssembler(limits.max_event_bytes)
@@ -388,6 +389,7 @@ def _read_events(
                 t_wall=t_wall,
                 detail=SSEEventDetail(msg.id, msg.event, msg.retry, msg.data_lines),
                 type_field=type_field,
+                named_type=msg.event if type_from_event and isinstance(data, dict) and type_field not in data else None,
             )
             kept = admit(rec, event, budget, limits, kept)
             if on_event is not None:

@@ -5,13 +5,17 @@ agents on models that need no network or key, one endpoint each:
 - ``/function``: ``FunctionModel`` streaming text deltas and a tool call's arguments
   in pieces, then the answer after the tool result;
 - ``/state``: a tool whose return carries a STATE_SNAPSHOT and a STATE_DELTA;
-- ``/error``: a model that fails mid-stream (the adapter ends the run with RUN_ERROR).
+- ``/error``: a model that fails mid-stream (the adapter ends the run with RUN_ERROR);
+- ``/vercel``: the ``/function`` agent behind pydantic-ai's Vercel AI adapter
+  (``VercelAIAdapter``: the AI SDK's UI message stream, ending ``data: [DONE]``).
 
 The adapter, its event encoder and uvicorn are pydantic-ai's and uvicorn's own;
 only the agents are written here, the way a backend author writes them.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -21,6 +25,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.ui.ag_ui import AGUIAdapter
+from pydantic_ai.ui.vercel_ai import VercelAIAdapter
 from ag_ui.core import EventType, StateDeltaEvent, StateSnapshotEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +33,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 PATHS = ("/agent", "/function", "/state", "/error")
+"""The AG-UI endpoints (``/vercel`` speaks the Vercel AI UI message stream)."""
 
 
 def _weather_agent(model) -> Agent:
@@ -41,6 +47,10 @@ def _weather_agent(model) -> Agent:
     return agent
 
 
+PIECE_GAP_S = 0.03
+"""Between two pieces, as a model streams them: long enough for SSE-NOT-BUFFERED to judge."""
+
+
 async def _scripted(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
     """First turn: a sentence in pieces, then a tool call whose arguments arrive in
     three pieces; second turn (after the tool result): the answer in pieces."""
@@ -48,12 +58,15 @@ async def _scripted(messages: list[ModelMessage], info: AgentInfo) -> AsyncItera
     if not answered:
         for piece in ("Let me ", "look that ", "up."):
             yield piece
+            await asyncio.sleep(PIECE_GAP_S)
         for i, piece in enumerate(('{"ci', 'ty": "Pa', 'ris"}')):
             yield {0: DeltaToolCall(name="get_weather" if i == 0 else None, json_args=piece,
                                     tool_call_id="call_weather_1" if i == 0 else None)}
+            await asyncio.sleep(PIECE_GAP_S)
     else:
         for piece in ("It is ", "sunny ", "in Paris."):
             yield piece
+            await asyncio.sleep(PIECE_GAP_S)
 
 
 async def _failing(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
@@ -94,8 +107,11 @@ def create_app() -> Starlette:
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def vercel(request: Request) -> Response:
+        return await VercelAIAdapter.dispatch_request(request, agent=agents["/function"])
+
     routes = [Route(path, endpoint(agent), methods=["POST"]) for path, agent in agents.items()]
-    return Starlette(routes=routes + [Route("/health", health)])
+    return Starlette(routes=routes + [Route("/vercel", vercel, methods=["POST"]), Route("/health", health)])
 
 
 @contextmanager
