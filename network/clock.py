@@ -103,5 +103,8 @@ def from_recordings(recordings: Iterable[Any], ts_field: str) -> list[StreamTime
         events = [(float(e.data[ts_field]), e.t_wall) for e in rec.events
                   if isinstance(e.data, dict) and isinstance(e.data.get(ts_field), (int, float))
                   and not isinstance(e.data.get(ts_field), bool)]
-        out.append(StreamTimes(rec.wall_start, events))
+        sent = rec.wall_start
+        if rec.t_connected is not None:  # the request leaves once connected: a tighter bound
+            sent += rec.t_connected - rec.t_start
+        out.append(StreamTimes(sent, events))
     return out
