@@ -50,7 +50,7 @@ def request_for(transport: str, cfg: LoadConfig, profile: Profile, question: str
     section = profile.transports[transport]
     return Request.make(
         transport, cfg.host + path_for(transport, cfg, profile),
-        params={**cfg.params, profile.question_param: question},
+        params={**cfg.params, profile.question_param: question}, headers=cfg.headers,
         compression=cfg.ws_compression and section.binding == COMPRESSION_BINDING,
         end_types=profile.end_types,
     )
