@@ -7,7 +7,9 @@ which is on loopback too) they do. When they may not, the offset
 from one exchange, using every event of a few probe streams:
 
 * an event cannot leave the server before the request was sent:
-  ``ts − θ ≥ t_sent``, so ``θ ≤ ts_first − t_sent`` (tightest on the first event);
+  ``ts − θ ≥ t_sent``, so ``θ ≤ ts_first − t_sent`` (tightest on the first
+  event), and the answer to a WebSocket cancel not before the cancel was sent
+  (tighter still: no connection set-up and no start-up in between);
 * nor arrive before it left: ``t_arrival ≥ ts − θ``, so ``θ ≥ max(ts − t_arrival)``
   (the lower envelope of arrival minus ``ts``, over every event).
 
@@ -24,8 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-METHOD = ("causal bounds from the probe streams' own ts: offset ≤ min(ts of the first event − request sent), "
-          "offset ≥ max(ts − arrival) over every event; estimate = middle, uncertainty = half the width")
+METHOD = ("causal bounds from the probe streams' own ts: offset ≤ min(ts of the first event − request sent, "
+          "ts of the answer to a WebSocket cancel − cancel sent), offset ≥ max(ts − arrival) over every event; "
+          "estimate = middle, uncertainty = half the width")
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,13 @@ def _rate(bps: float | None) -> str:
 CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("loopback", description="no relay: client and backend on loopback, as without --network"),
     Condition("lan", 0.0005, 0.0005, 1e9, 1e9,
-              description="a wired LAN: 1 ms round trip, 1 Gbit/s"),
+              description="a wired office or data-centre LAN"),
     Condition("wan", 0.020, 0.020, 100e6, 100e6,
-              description="a good wide-area path (a nearby region): 40 ms round trip, 100 Mbit/s"),
+              description="a good wide-area path to a nearby region"),
     Condition("intercontinental", 0.075, 0.075, 50e6, 50e6,
-              description="across an ocean: 150 ms round trip, 50 Mbit/s"),
+              description="a path across an ocean"),
     Condition("mobile", 0.075, 0.075, 1.6e6, 0.75e6,
-              description="a slow mobile link (3G-like): 150 ms round trip, 1.6 Mbit/s down, 750 kbit/s up"),
+              description="a slow mobile link (3G-like), bandwidth-bound"),
 )}
 """Every named condition, by name: ``--network`` choices, docs/networks.md and tests read this."""
 
@@ -183,3 +183,16 @@ def parse_list(spec: str) -> list[Condition]:
     if len(set(names)) < len(names):
         raise ConditionError(f"--network {spec!r}: a condition is named twice")
     return conds
+
+
+def table() -> str:
+    """The conditions as a Markdown table (docs/networks.md holds this output)."""
+    lines = ["| name | round trip | down | up | what it stands for |", "| --- | ---: | ---: | ---: | --- |"]
+    for c in CONDITIONS.values():
+        lines.append(f"| `{c.name}` | {_ms(c.rtt_s)} ms | {_rate(c.rate_down_bps)} | {_rate(c.rate_up_bps)} | "
+                     f"{c.description} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())

@@ -70,11 +70,50 @@ def clock_probe(url: str, profile_name: str | None, streams: int = CLOCK_PROBE_S
         req = Request.make(name, url + profile.transports[name].path,
                            params={profile.question_param: profile.sample_questions[0]}, end_types=profile.end_types)
         recs.append(record(req, Limits(total=60.0)))
-    offset = clock.bounds(clock.from_recordings(recs, ts))
+    times = clock.from_recordings(recs, ts)
+    exchange = _cancel_exchange(url, profile, ts)
+    if exchange is not None:
+        times.append(exchange)
+    offset = clock.bounds(times)
     if offset is None:
         return None
     shared = _on_loopback(url)
     return {"offset": {**offset.to_dict(shared), "transport": name}}
+
+
+def _cancel_exchange(url: str, profile: Any, ts: str) -> Any:
+    """A tighter upper bound, when the profile has a WebSocket cancel: the answer to a
+    cancel is caused by it, so it left the server after the cancel was sent (a
+    stream's first event only bounds the offset from the request, a round trip and
+    the server's start-up earlier). None when the profile has no cancel or the
+    answer does not come."""
+    import json as _json
+
+    from conformance.recording import Limits
+    from conformance.request import ClientMessage, Request
+    from conformance.wire import record
+    from conformance.wire.transport import available
+
+    from . import clock
+
+    for name in available(profile.transports, "ws"):
+        cancel = profile.transports[name].cancel
+        if cancel is None:
+            continue
+        req = Request.make(name, url + profile.transports[name].path,
+                           params={profile.question_param: profile.sample_questions[0]}, end_types=profile.end_types,
+                           messages=(ClientMessage(_json.dumps(cancel.message), after_events=2),))
+        rec = record(req, Limits(total=30.0))
+        sent = getattr(rec.detail, "messages_sent_at", None)
+        if not sent:
+            return None
+        sent_wall = rec.wall_start + (sent[0] - rec.t_start)
+        for e in rec.events[2:]:
+            if isinstance(e.data, dict) and all(e.data.get(k) == v for k, v in cancel.expect.items()) \
+                    and isinstance(e.data.get(ts), (int, float)):
+                return clock.StreamTimes(sent_wall, [(float(e.data[ts]), e.t_wall)])
+        return None
+    return None
 
 
 def _on_loopback(url: str) -> bool:

@@ -201,6 +201,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
                       f"(max {cpu.get('max_percent')} %): latencies include client queueing.", "warn"))
     if (primary.get("clock") or {}).get("shared") is False:
         b.append(Para("Warning: client and server do not share a clock; delivery latency is not valid.", "warn"))
+    b += [Para(f"Warning: {w}.", "warn") for w in conditions.clock_warnings(runs)]
 
     # Configuration
     b.append(Heading("Configuration and versions"))

@@ -80,7 +80,7 @@ def _accuracy_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
         cond = net.get("condition") or {}
         out.append({
             "path": path_label(run.summary),
-            "method": net.get("method"),
+            "method": "shaping relay" if isinstance(net.get("accuracy"), Mapping) else "direct",
             "proxy": (net.get("proxy") or {}).get("what"),
             "configured RTT (ms)": cond.get("rtt_ms"),
             "measured RTT (ms)": acc.get("measured_rtt_ms"),
@@ -127,10 +127,14 @@ def blocks(runs: Sequence[Run]) -> list[Block]:
     acc = pd.DataFrame(_accuracy_rows(runs))
     if not acc.empty:
         b.append(Heading("How each path was made, and how close it came", 3))
-        b.append(Para("Measured RTT: median round trip of small requests through the path minus the same "
-                      "straight to the backend; a new connection also pays the emulated TCP handshake (two "
-                      "round trips in all). Relay lateness: how late segments left against their scheduled "
-                      "release (timer resolution and CPU contention)."))
+        methods = sorted({str(r.summary["network"]["method"]) for r in runs
+                          if isinstance(r.summary.get("network"), Mapping) and r.summary["network"].get("method")})
+        probe = next((r.summary["network"]["accuracy"].get("method") for r in runs
+                      if isinstance((r.summary.get("network") or {}).get("accuracy"), Mapping)), None)
+        b.append(Para("Method: " + "; ".join(methods) + "."))
+        b.append(Para(f"Measured RTT: {probe or 'no shaped path in these runs'}; a new connection also pays the "
+                      "emulated TCP handshake (two round trips in all). Relay lateness: how late segments left "
+                      "against their scheduled release (timer resolution and CPU contention)."))
         b.append(Table(acc, numeric=["configured RTT (ms)", "measured RTT (ms)", "error (ms)"]))
     clock = pd.DataFrame(_clock_rows(runs))
     if not clock.empty:
@@ -144,3 +148,16 @@ def blocks(runs: Sequence[Run]) -> list[Block]:
 def summary(runs: Sequence[Run]) -> dict[str, Any]:
     """The section's figures for the report's summary.json."""
     return {"paths": rows(runs), "accuracy": _accuracy_rows(runs), "clock": _clock_rows(runs)}
+
+
+def clock_warnings(runs: Sequence[Run]) -> list[str]:
+    """One warning per run whose recorded clock offset makes delivery latency an
+    estimate (clocks known to differ), for the report's opening."""
+    out = []
+    for run in runs:
+        off = _offset(run.summary)
+        if off.get("latency_is_estimate") and (run.summary.get("clock") or {}).get("shared") is not False:
+            out.append(f"on `{path_label(run.summary)}` the backend's clock is {off.get('offset_ms')} ± "
+                       f"{off.get('uncertainty_ms')} ms off the client's: every delivery latency of that run is "
+                       "an estimate (corrected figures under Network paths)")
+    return out

@@ -215,6 +215,15 @@ def test_a_backend_with_another_clock_is_found_and_its_latency_marked_an_estimat
     assert skewed["latency_is_estimate"] is True
     same = clock_probe(reference_url, None)["offset"]
     assert same["low_ms"] <= 0 <= same["high_ms"] and same["latency_is_estimate"] is False, same
+    # the answer to a WebSocket cancel is the third bound: within a few ms on loopback
+    assert same["streams"] == 3 and same["uncertainty_ms"] < 5, same
+
+
+def test_over_a_path_the_uncertainty_is_about_half_the_round_trip(reference_url: str,
+                                                                   wan_relay: RelayProcess) -> None:
+    off = clock_probe(wan_relay.base_url, None)["offset"]
+    assert off["low_ms"] <= 0 <= off["high_ms"], off
+    assert 19 <= off["uncertainty_ms"] <= 30, off  # 40 ms RTT: ± 20 ms, as NTP from one exchange
 
 
 # --- a load run through a condition, down to the report ------------------------------
@@ -242,8 +251,16 @@ def test_a_load_run_over_wan_reports_each_transport_under_it(tmp_path: Path) -> 
     assert "configured RTT" in section and "shaping relay" in section and "Client and server clocks" in section
     assert "(estimate)" not in section
 
-    # the same results, as if the backend's clock were elsewhere: delivery becomes an estimate
-    summary["clock"]["shared"] = False
+    # the same results, as if the probe had found the backend's clock 2 s ahead: estimates, said up front
+    summary["clock"]["offset"].update(offset_ms=2000.0, uncertainty_ms=3.0, latency_is_estimate=True)
     (results / "summary.json").write_text(json.dumps(summary))
     md = (build_report([results], tmp_path / "report2").parent / "report.md").read_text()
+    glance, paths = md.split("## Network paths", 1)
+    assert "the backend's clock is 2000.0 ± 3.0 ms off" in glance.split("## Configuration", 1)[0]
+    assert "(estimate)" in paths and "≈20" in paths  # delivery + offset: about 2 s
+    # and clocks not shared at all: the same marking
+    summary["clock"]["offset"]["latency_is_estimate"] = False
+    summary["clock"]["shared"] = False
+    (results / "summary.json").write_text(json.dumps(summary))
+    md = (build_report([results], tmp_path / "report3").parent / "report.md").read_text()
     assert "(estimate)" in md.split("## Network paths", 1)[1]
