@@ -209,7 +209,9 @@ class SSEH2Transport(SSETransport):
         d.hpack_in, d.hpack_out, d.data_payload_in = counter.inn.hpack, counter.out.hpack, counter.inn.data_payload
         d.http_version = "HTTP/2" if counter.inn.head is not None else None
         if rec.error_kind is not None and rec.status is None and counter.inn.frames.get("SETTINGS") is None:
-            rec.error = (rec.error or rec.error_kind) + (" (no HTTP/2 SETTINGS frame came back: the server does not speak HTTP/2 with prior "
+            # no HTTP/2 at all: a failure to connect (the load users back off), not a dropped stream
+            rec.error_kind = "connect"
+            rec.error = (rec.error or "no answer") + (" (no HTTP/2 SETTINGS frame came back: the server does not speak HTTP/2 with prior "
                           "knowledge (h2c) on this port; serve it with an HTTP/2 server such as hypercorn, "
                           "or leave sse-h2 out of the profile)")
         return rec
