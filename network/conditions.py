@@ -41,6 +41,21 @@ class ConditionError(ValueError):
     """A --network value that names no condition or has a bad key or value."""
 
 
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the only hosts a relay or proxy of this
+    project forwards to (load is generated against this machine only)."""
+    import ipaddress
+
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Condition:
     """One network condition. Delays in seconds, rates in bits per second (None: no cap)."""

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .conditions import is_loopback
+
 MODES: dict[str, str] = {
     "nginx-accel": "proxy_buffering on, gzip on text/event-stream, honours the backend's X-Accel-Buffering: no",
     "nginx-buffering": "the same with proxy_ignore_headers X-Accel-Buffering: every compressed stream held back",
@@ -116,6 +118,8 @@ class Nginx:
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise NginxError(f"nginx upstream {upstream_url!r}: give http://HOST:PORT")
+        if not is_loopback(parts.hostname):
+            raise NginxError(f"nginx forwards only to loopback addresses here; {upstream_url!r} is not one")
         self.upstream = f"http://{parts.hostname}:{parts.port}"
         self.mode = mode
         self.binary = binary

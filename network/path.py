@@ -117,15 +117,9 @@ def _cancel_exchange(url: str, profile: Any, ts: str) -> Any:
 
 
 def _on_loopback(url: str) -> bool:
-    import ipaddress
+    from .conditions import is_loopback
 
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urlsplit(url).hostname)
 
 
 @contextlib.contextmanager
@@ -239,7 +233,13 @@ def run_through(backend_url: str, condition: Condition | None, proxy: str | None
     results (``--results-dir`` of ``locust_args``, default ``results``)."""
     import sys
 
+    from .conditions import is_loopback
+
     condition = condition or CONDITIONS["loopback"]
+    if not is_loopback(urlsplit(backend_url).hostname):
+        sys.stderr.write(f"agentstream: --host {backend_url!r} is not a loopback address: the load scenarios, "
+                         "their relay and their proxy only run against 127.0.0.0/8, [::1] or localhost\n")
+        return 2
     profile = option_value(locust_args, "--profile-name")
     results = option_value(locust_args, "--results-dir") or "results"
     try:

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import Condition
+from .conditions import Condition, is_loopback
 from .shaper import Link, handshake_hold
 
 READ_SIZE = 65_536
@@ -131,6 +131,8 @@ class Relay:
     """``with Relay("127.0.0.1", 8000, condition) as relay: relay.base_url``."""
 
     def __init__(self, upstream_host: str, upstream_port: int, condition: Condition, host: str = "127.0.0.1") -> None:
+        if not is_loopback(upstream_host):
+            raise RelayError(f"the relay forwards only to loopback addresses; {upstream_host!r} is not one")
         self.upstream = (upstream_host, upstream_port)
         self.condition = condition
         self.host = host
@@ -261,6 +263,10 @@ class RelayProcess:
         self.stats: dict[str, Any] | None = None
 
     def start(self) -> RelayProcess:
+        from urllib.parse import urlsplit
+
+        if not is_loopback(urlsplit(self.upstream_url).hostname):
+            raise RelayError(f"the relay forwards only to loopback addresses; {self.upstream_url!r} is not one")
         import os
         import selectors
         import subprocess
@@ -339,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not host or not port:
         print(f"python -m network.relay: --upstream {args.upstream!r} needs a host and a port", file=sys.stderr)
+        return 2
+    if not is_loopback(host):
+        print(f"python -m network.relay: --upstream {args.upstream!r} is not a loopback address", file=sys.stderr)
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -58,11 +58,14 @@ def test_a_bad_spec_is_one_clear_error(spec: str, words: str) -> None:
 
 
 @pytest.mark.parametrize("argv", [["-m", "load", "--network", "satellite"], ["-m", "load", "--proxy", "squid"],
-                                  ["-m", "network.relay", "--upstream", "http://127.0.0.1:9", "--network", "x=1"]])
+                                  ["-m", "network.relay", "--upstream", "http://127.0.0.1:9", "--network", "x=1"],
+                                  ["-m", "load", "--network", "wan", "--host", "http://10.1.2.3:80", "--headless"],
+                                  ["-m", "network.relay", "--upstream", "http://192.0.2.1:80", "--network", "wan"]])
 def test_bad_network_options_exit_2_with_a_message(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert any(w in proc.stderr for w in ("no such condition", "--proxy 'squid'", "unknown key")), proc.stderr
+    assert any(w in proc.stderr for w in ("no such condition", "--proxy 'squid'", "unknown key",
+                                          "not a loopback address")), proc.stderr
 
 
 # --- the link model -----------------------------------------------------------------
@@ -264,3 +267,15 @@ def test_a_load_run_over_wan_reports_each_transport_under_it(tmp_path: Path) -> 
     (results / "summary.json").write_text(json.dumps(summary))
     md = (build_report([results], tmp_path / "report3").parent / "report.md").read_text()
     assert "(estimate)" in md.split("## Network paths", 1)[1]
+
+
+def test_the_relay_and_the_proxy_forward_only_to_loopback() -> None:
+    from network.nginx import Nginx, NginxError
+    from network.relay import Relay, RelayError
+
+    with pytest.raises(RelayError, match="only to loopback"):
+        Relay("192.0.2.1", 80, CONDITIONS["wan"])
+    with pytest.raises(RelayError, match="only to loopback"):
+        RelayProcess("http://example.com:80", CONDITIONS["wan"]).start()
+    with pytest.raises(NginxError, match="only to loopback"):
+        Nginx("http://192.0.2.1:80")
