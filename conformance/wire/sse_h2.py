@@ -169,7 +169,7 @@ class H2Detail(SSEDetail):
     """An SSE recording's detail, plus what HTTP/2 framing cost in each direction."""
 
     http_version: str | None = None
-    """What httpx says the response came over (``HTTP/2``)."""
+    """``HTTP/2`` once a response header block came in HTTP/2 frames; None before."""
     frames_in: dict[str, int] = field(default_factory=dict)
     frames_out: dict[str, int] = field(default_factory=dict)
     bytes_in: dict[str, int] = field(default_factory=dict)
@@ -198,8 +198,9 @@ class SSEH2Transport(SSETransport):
     embedded_server = "hypercorn"
 
     def record(self, request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
-        """As :meth:`SSETransport.record`, over HTTP/2. A server that does not speak
-        HTTP/2 is a ``connect``/``protocol`` error whose message says so."""
+        """As :meth:`SSETransport.record`, over HTTP/2 only (no fallback to HTTP/1.1,
+        even when ALPN offers it). A server that does not speak HTTP/2 is a
+        ``connect`` error whose message says so."""
         counter = H2WireCounter()
         rec = record_http(self, request, limits, on_event, counter=counter, http2=True,
                           ssl_context=_h2_tls_context())
