@@ -78,7 +78,7 @@ def clock_probe(url: str, profile_name: str | None, streams: int = CLOCK_PROBE_S
     if offset is None:
         return None
     shared = _on_loopback(url)
-    return {"offset": {**offset.to_dict(shared), "transport": name}}
+    return {"offset": {**offset.to_dict(shared), "transport": name, "cancel_bound": exchange is not None}}
 
 
 def _cancel_exchange(url: str, profile: Any, ts: str) -> Any:

@@ -82,7 +82,7 @@ def test_the_load_report_shows_sse_held_back_by_the_proxy_and_websocket_not(ngin
     def load(name: str, *extra: str, code: int = 0) -> Path:
         out = tmp_path / name
         proc = subprocess.run([sys.executable, "-m", "load", "--pace-ms", "10", "--headless", "-u", "2", "-r", "2",
-                               "-t", "3s", "--results-dir", str(out), "--only-summary", *GZIP, *extra],
+                               "-t", "2s", "--results-dir", str(out), "--only-summary", *GZIP, *extra],
                               capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert proc.returncode == code, proc.stderr[-3000:]
         return out
