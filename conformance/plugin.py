@@ -330,7 +330,10 @@ class SuiteState:
             try:
                 from reference_server.embedded import EmbeddedServer
 
-                server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"))
+                from .wire.transport import embedded_server
+
+                server = EmbeddedServer(pace_ms=self.config.getoption("embedded_pace_ms"),
+                                        server=embedded_server(self.profile().transports))
                 self._server = server
                 server.start()
             except Exception as exc:  # noqa: BLE001 - reported to the user as a usage error

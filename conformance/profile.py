@@ -923,7 +923,7 @@ def describe_profiles() -> str:
     return "\n".join(lines)
 
 
-def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:
+def load_profile(name_or_path: str | Path = DEFAULT_PROFILE, *, _depth: int = 0) -> Profile:
     """A bundled profile by name (``agent-stream/1``) or a profile file by path.
 
     Raises ProfileError with a message naming the bad key when the profile is
@@ -944,7 +944,39 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> Profile:
         raise ProfileError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict) and "extends" in raw:
+        raw = extend(raw, str(path), _depth)
     problems = check_profile(raw, str(path))
     if problems:
         raise ProfileError("invalid profile:\n  " + "\n  ".join(problems))
     return Profile(name=raw["profile"], path=path, raw=raw)
+
+
+def extend(raw: dict[str, Any], source: str, depth: int = 0) -> dict[str, Any]:
+    """The document of a profile that says ``extends: BASE``: the base profile's
+    document with this one's top-level keys in place of the base's, except
+    ``transports``, which adds to (or replaces by name) the base's. A transport
+    section may say ``like: NAME`` to start from the base's section of transport
+    NAME (and its binding), so that a second transport of a binding does not
+    repeat what the binding expects. A pure merge; the result is checked as any
+    profile is."""
+    if depth > 4:
+        raise ProfileError(f"{source}: extends: more than 4 levels (a cycle?)")
+    base_name = raw["extends"]
+    if not isinstance(base_name, str):
+        raise ProfileError(f"{source}: extends: must name a bundled profile or a file")
+    base = load_profile(base_name, _depth=depth + 1).raw
+    merged = {**base, **{k: v for k, v in raw.items() if k not in ("extends", "transports")}}
+    transports = dict(base.get("transports") or {name: {} for name in BINDINGS})
+    for name, section in (raw.get("transports") or {}).items():
+        if isinstance(section, dict) and "like" in section:
+            like = section["like"]
+            if like not in transports:
+                raise ProfileError(f"{source}: transports.{name}.like: {like!r} is not a transport of "
+                                   f"{base_name!r} (its transports: {', '.join(transports)})")
+            start = dict(transports[like])
+            start.setdefault("binding", like)
+            section = {**start, **{k: v for k, v in section.items() if k != "like"}}
+        transports[name] = section
+    merged["transports"] = transports
+    return merged

@@ -11,6 +11,9 @@ Options of this helper (taken out before Locust sees the rest):
 
   --sweep        use the step shape (load/sweep.py) instead of constant users
   --pace-ms N    the embedded server's pace (delay before each chunk event, ms)
+  --network NAME a network condition between the users and the backend (a shaping
+                 relay on loopback; names and custom specs in docs/networks.md)
+  --proxy MODE   nginx in front of the backend (nginx-buffered, nginx-unbuffered)
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from conformance.wire.transport import embedded_server
+from network.path import option_value, run_through, split_network_args
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         sweep, pace, rest = split_args(argv)
+        network, proxy, rest = split_network_args(rest)
     except ValueError as e:
         print(f"python -m load: {e}", file=sys.stderr)
         return 2
@@ -89,15 +96,42 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return _run(locust_command(rest, sweep=sweep, host=None))
     if has_option(rest, "-H", "--host"):
-        return _run(locust_command(rest, sweep=sweep, host=None))
+        if network is None and proxy is None:
+            return _run(locust_command(rest, sweep=sweep, host=None))
+        host, rest = take_host(rest)
+        return run_through(host, network, proxy, rest, lambda url: _run(locust_command(rest, sweep=sweep, host=url)))
     try:
         from reference_server.embedded import EmbeddedServer
     except ImportError as e:  # pragma: no cover - the package ships with the project
         print(f"python -m load: the embedded reference server is not available ({e}); pass --host", file=sys.stderr)
         return 2
-    with EmbeddedServer(pace_ms=pace) as server:
+    with EmbeddedServer(pace_ms=pace, server=embedded_server(_profile_transports(rest))) as server:
         print(f"[agentstream] embedded reference server at {server.base_url}", file=sys.stderr)
-        return _run(locust_command(rest, sweep=sweep, host=server.base_url))
+        if network is None and proxy is None:
+            return _run(locust_command(rest, sweep=sweep, host=server.base_url))
+        return run_through(server.base_url, network, proxy, rest,
+                           lambda url: _run(locust_command(rest, sweep=sweep, host=url)))
+
+
+def take_host(args: list[str]) -> tuple[str, list[str]]:
+    """``-H/--host URL`` out of Locust's arguments (the path goes in front of it)."""
+    from network.path import _take
+
+    host, rest = _take(args, "--host")
+    short, rest = _take(rest, "-H")
+    return (host or short or ""), rest
+
+
+def _profile_transports(args: list[str]) -> list[str]:
+    """The transports of the profile the run names (``--profile-name``), so that the
+    embedded server runs on the HTTP server they need; [] for a bad profile (the
+    Locust run then says what is wrong with it)."""
+    from conformance.profile import DEFAULT_PROFILE, ProfileError, load_profile
+
+    try:
+        return list(load_profile(option_value(args, "--profile-name") or DEFAULT_PROFILE).transports)
+    except ProfileError:
+        return []
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ def add_arguments(parser: Any) -> None:
                    help="File with one question per line (blank lines and lines starting with # skipped).")
     g.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
                    help="Extra query parameter on every stream request (repeatable), e.g. dataset=sales.")
+    g.add_argument("--header", action="append", default=None, metavar="'Name: value'",
+                   help="Extra request header on every stream (repeatable), e.g. 'Accept-Encoding: gzip' to "
+                        "ask for what a browser asks for, through a proxy that compresses (docs/networks.md).")
     for binding in BINDINGS:
         g.add_argument(f"--{binding}-path", default=None, metavar="PATH",
                        help=f"Path of the endpoint of every transport of the {binding} binding "
@@ -72,6 +75,8 @@ class LoadConfig:
     questions: list[str] = field(default_factory=list)
     """The questions to cycle through; empty: the profile's first sample question."""
     params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra request headers (``--header``) on every stream."""
     paths: dict[str, str] = field(default_factory=dict)
     """Binding -> endpoint path the user gave (``--sse-path``), overriding the
     profile's path of every transport of that binding."""
@@ -157,6 +162,11 @@ def load_config(options: Any, host: str | None) -> LoadConfig:
             raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. dataset=sales")
         params[key] = value
     cfg.params = params
+    for item in _as_list(get("header"), split_lines=True):
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or name.strip() != name.strip().split()[0]:
+            raise ConfigError(f"--header {item!r}: expected 'Name: value', e.g. 'Accept-Encoding: gzip'")
+        cfg.headers[name.strip()] = value.strip()
 
     for binding in BINDINGS:
         given = get(f"{binding}_path")

@@ -50,7 +50,7 @@ def request_for(transport: str, cfg: LoadConfig, profile: Profile, question: str
     parameters."""
     section = profile.transports[transport]
     return profile.make_request(transport, cfg.host + path_for(transport, cfg, profile), question=question,
-                                params=cfg.params,
+                                params=cfg.params, headers=cfg.headers,
                                 compression=cfg.ws_compression and section.binding == COMPRESSION_BINDING)
 
 

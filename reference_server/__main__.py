@@ -10,7 +10,7 @@ import argparse
 import math
 import sys
 
-from .serve import run
+from .serve import SERVERS, run, run_hypercorn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,10 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--pace-ms", type=float, default=30.0, help="delay in ms before each chunk and reasoning event (default 30; 0 for none)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
+    parser.add_argument("--server", default=SERVERS[0], choices=SERVERS,
+                        help="HTTP server: uvicorn (HTTP/1.1 + WebSocket, default) or hypercorn "
+                             "(HTTP/1.1, HTTP/2 with prior knowledge and WebSocket on one port)")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.pace_ms) and args.pace_ms >= 0):  # inf: streams that never end; nan: 0
         parser.error("--pace-ms must be a finite number >= 0")
-    run(host=args.host, port=args.port, pace_ms=args.pace_ms, log_level=args.log_level)
+    serve = run_hypercorn if args.server == "hypercorn" else run
+    serve(host=args.host, port=args.port, pace_ms=args.pace_ms, log_level=args.log_level)
     return 0
 
 

@@ -51,6 +51,7 @@ class EmbeddedServer:
         log_level: str = "warning",
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        server: str | None = None,
     ) -> None:
         self.pace_ms = pace_ms
         self.host = host
@@ -58,6 +59,8 @@ class EmbeddedServer:
         self.log_level = log_level
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        self.server = server
+        """``reference_server.serve.SERVERS``: None for the default (uvicorn), "hypercorn" for HTTP/2 too."""
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -73,6 +76,8 @@ class EmbeddedServer:
         cmd += ["--log-level", self.log_level]
         if self.pace_ms is not None:
             cmd += ["--pace-ms", str(self.pace_ms)]
+        if self.server is not None:
+            cmd += ["--server", self.server]
         return cmd
 
     def stderr_text(self, limit: int | None = None) -> str:

@@ -76,3 +76,45 @@ def run(host: str, port: int, pace_ms: float, log_level: str = "info") -> None:
     from .app import create_app
 
     uvicorn.run(create_app(pace_ms), host=host, port=port, log_level=log_level, **options)
+
+
+SERVERS = ("uvicorn", "hypercorn")
+"""The HTTP servers the reference app runs on: uvicorn (HTTP/1.1 and WebSocket,
+the default) and hypercorn (HTTP/1.1, HTTP/2 with prior knowledge (h2c) and
+WebSocket on one port), which is what the ``sse-h2`` transport needs."""
+
+
+def hypercorn_config(host: str, port: int, log_level: str = "info") -> Any:
+    """The hypercorn settings of the reference server: the same request-line bound
+    as uvicorn's (a 24 KB request line passes over HTTP/1.1 and HTTP/2), the same
+    WebSocket message bound, and a short graceful shutdown."""
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.h11_max_incomplete_size = MAX_REQUEST_LINE
+    config.h2_max_header_list_size = MAX_REQUEST_LINE
+    config.websocket_max_message_size = WS_MAX_MESSAGE
+    config.graceful_timeout = 2
+    config.loglevel = log_level.upper() if log_level != "trace" else "DEBUG"
+    config.accesslog = None
+    return config
+
+
+def run_hypercorn(host: str, port: int, pace_ms: float, log_level: str = "info") -> None:
+    """Serve ``create_app(pace_ms)`` on hypercorn until interrupted (SIGTERM or SIGINT)."""
+    import asyncio
+    import signal
+
+    from hypercorn.asyncio import serve
+
+    from .app import create_app
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(create_app(pace_ms), hypercorn_config(host, port, log_level), shutdown_trigger=stop.wait)
+
+    asyncio.run(main())

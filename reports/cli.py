@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="ask this instead of the profile's sample questions (repeatable), in the suite and the load run")
     r.add_argument("--header", action="append", default=[], metavar="'Name: value'", help="extra request header "
                    "(conformance suite only)")
+    r.add_argument("--network", default=None, metavar="NAME[+NAME...]",
+                   help="network condition(s) of the load run: a name (loopback, lan, wan, intercontinental, "
+                        "mobile) or a spec such as rtt=80ms,down=2mbit; several joined by + are measured one "
+                        "after another and compared in the report (docs/networks.md)")
+    r.add_argument("--proxy", default=None, help="nginx in front of the backend for the load run "
+                   "(nginx-accel or nginx-buffering; docs/networks.md)")
     r.add_argument("--skip-conformance", action="store_true", help="skip the conformance suite")
     r.add_argument("--step-timeout", type=float, default=600.0, help="upper bound in seconds on each step")
     return p
@@ -104,7 +110,7 @@ def _transports(profile: str | None) -> list[str]:
 
 
 def load_command(args: argparse.Namespace, transports: Sequence[str], base_url: str,
-                 results: Path) -> tuple[list[str], int]:
+                 results: Path, network: str | None = None) -> tuple[list[str], int]:
     """The load step's command line and its number of users (at least one per
     transport): the same profile as the suite's, given as ``--profile-name``."""
     users = max(len(transports), args.users)
@@ -115,6 +121,10 @@ def load_command(args: argparse.Namespace, transports: Sequence[str], base_url: 
     if args.profile:
         cmd += ["--profile-name", args.profile]
     cmd += _shared_options(args)
+    if network is not None:
+        cmd += ["--network", network]
+    if args.proxy is not None:
+        cmd += ["--proxy", args.proxy]
     return cmd, users
 
 
@@ -127,6 +137,13 @@ def _shared_options(args: argparse.Namespace) -> list[str]:
     for question in args.question:
         out += ["--question", question]
     return out
+
+
+def _safe(name: str) -> str:
+    """A condition's name as a directory name (a custom spec has = and ,)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "network"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +159,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if not transports:
         print(f"agentstream: --profile {args.profile}: no transport of the profile is registered", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from network.conditions import ConditionError, parse_list
+    from network.nginx import MODES
+
+    try:
+        args.conditions = parse_list(args.network) if args.network is not None else None
+    except ConditionError as exc:
+        print(f"agentstream: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.proxy is not None and args.proxy not in MODES:
+        print(f"agentstream: --proxy {args.proxy!r}: one of {', '.join(MODES)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
 
         pace = "its default pace" if args.pace_ms is None else f"pace {args.pace_ms:g} ms"
         _say("server", f"starting the embedded reference server ({pace})")
-        server = EmbeddedServer(pace_ms=args.pace_ms)
+        from conformance.wire.transport import embedded_server
+
+        server = EmbeddedServer(pace_ms=args.pace_ms, server=embedded_server(transports))
         server.start()
         base_url = server.base_url
         _say("server", f"listening at {base_url}")
@@ -190,22 +220,30 @@ def _steps(args: argparse.Namespace, transports: Sequence[str], base_url: str, o
             totals = json.loads(conformance_json.read_text(encoding="utf-8"))["totals"]
             _say("conformance", ", ".join(f"{n} {k}" for k, n in totals.items()))
 
-    results = out / "results"
-    cmd, users = load_command(args, transports, base_url, results)
     from conformance.wire import label
 
     side = " and ".join(label(t) for t in transports)
-    _say("load", f"{users} users ({side} side by side) for {args.duration:g} s")
-    load_code = _run_step("load", cmd, out / "load.log", args.step_timeout, out)
-    if not (results / "summary.json").is_file():
-        _say("load", f"no results were written; see {out / 'load.log'}")
-        return EXIT_FAIL
+    conditions = getattr(args, "conditions", None) or [None]
+    all_results, load_code = [], 0
+    for cond in conditions:
+        # one load run per network condition; a single one keeps the plain results/ layout
+        results = out / "results" if len(conditions) == 1 else out / "results" / _safe(cond.name)
+        cmd, users = load_command(args, transports, base_url, results, cond.name if cond is not None else None)
+        where = f" over {cond.describe()}" if cond is not None else ""
+        _say("load", f"{users} users ({side} side by side) for {args.duration:g} s{where}")
+        log = out / ("load.log" if len(conditions) == 1 else f"load-{_safe(cond.name)}.log")
+        code = _run_step("load", cmd, log, args.step_timeout, out)
+        load_code = load_code or code
+        if not (results / "summary.json").is_file():
+            _say("load", f"no results were written; see {log}")
+            return EXIT_FAIL
+        all_results.append(results)
 
     from reports.compare import ReportInputError, build_report
     from reports.gate import CI_RULES, GateInputError, run_gate
 
     try:
-        html = build_report([results], out / "report",
+        html = build_report(all_results, out / "report",
                             conformance=conformance_json if conformance_json.is_file() else None)
     except ReportInputError as exc:
         print(f"agentstream: {exc}", file=sys.stderr)

@@ -35,7 +35,7 @@ import pandas as pd
 
 from conformance.contracts import Format
 from conformance.wire import label
-from reports import plots
+from reports import conditions, plots
 from reports.claims import Claim, evaluate_claims
 from reports.metrics import definitions
 from reports.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
@@ -201,6 +201,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
                       f"(max {cpu.get('max_percent')} %): latencies include client queueing.", "warn"))
     if (primary.get("clock") or {}).get("shared") is False:
         b.append(Para("Warning: client and server do not share a clock; delivery latency is not valid.", "warn"))
+    b += [Para(f"Warning: {w}.", "warn") for w in conditions.clock_warnings(runs)]
 
     # Configuration
     b.append(Heading("Configuration and versions"))
@@ -220,6 +221,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
         df = other_table(transports, section, prs, ts)
         b.append(Heading(heading, 3))
         b.append(Table(df.drop(columns="path"), numeric=numeric))
+    b += conditions.blocks(runs)  # per network path, when the runs recorded one (reports/conditions.py)
 
     # Plots
     b.append(Heading("Plots"))
@@ -300,6 +302,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
         "claims": [c.to_dict() for c in claims],
         "conformance": _conformance_summary(conformance),
         "sweep": sweep_df.to_dict(orient="records"),
+        "network": conditions.summary(runs),
         "plots": sorted(png),
     }
     return b, summary, png

@@ -153,13 +153,13 @@ def test_a_third_transport_plugs_in_with_one_module_and_a_profile_entry(tmp_path
 
 def test_a_profile_transport_without_a_plugin_is_skipped_with_the_reason(tmp_path: Path) -> None:
     doc = load_profile().raw
-    doc = {**doc, "transports": {**doc["transports"], "sse-h2": {"binding": "sse"}}, "parity": [["sse", "ws"]]}
-    path = tmp_path / "h2.yaml"
+    doc = {**doc, "transports": {**doc["transports"], "sse-h3": {"binding": "sse"}}, "parity": [["sse", "ws"]]}
+    path = tmp_path / "h3.yaml"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     proc = _pytest(["--pyargs", "conformance", "--profile", str(path), "--base-url", "http://127.0.0.1:9", "-rs",
-                    "-k", "SSE-STATUS and sse-h2"], tmp_path)
+                    "-k", "SSE-STATUS and sse-h3"], tmp_path)
     assert proc.returncode == 0 and "1 skipped" in proc.stdout, proc.stdout
-    assert "no transport named 'sse-h2' is registered" in proc.stdout
+    assert "no transport named 'sse-h3' is registered" in proc.stdout
 
 
 def test_no_transport_name_dispatch_outside_the_transport_modules() -> None:

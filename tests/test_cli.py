@@ -23,6 +23,9 @@ def test_only_loopback_backends_get_load(url: str, ok: bool) -> None:
     (["--base-url", "http://192.168.1.10:8000"], "only sent to loopback"),
     (["--base-url", "127.0.0.1:8000"], "must start with http"),
     (["--duration", "0"], "--duration must be > 0"),
+    (["--network", "satellite"], "no such condition"),
+    (["--network", "wan+wan"], "named twice"),
+    (["--proxy", "squid"], "--proxy 'squid'"),
 ])
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, args: list[str], words: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "reports.cli", "run", "--out", str(tmp_path), *args],

@@ -55,6 +55,7 @@ def test_bundled_profile_loads_by_name() -> None:
     assert profile.path == BUNDLED
     assert load_profile().name == DEFAULT_PROFILE == "agent-stream/1"
     assert bundled_profiles()["agent-stream/1"] == BUNDLED
+    assert bundled_profiles()["agent-stream/1+h2"] == BUNDLED.parent / "agent-stream-1-h2.yaml"
 
 
 def test_bundled_profile_loads_by_path_str_and_path() -> None:

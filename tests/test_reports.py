@@ -367,17 +367,17 @@ def test_claims_look_the_transports_up_by_binding(monkeypatch: pytest.MonkeyPatc
     def tr(delivery: float) -> dict:
         return {"streams": 3, "metrics": {"delivery": {"p50_ms": delivery}}, "bytes": {"per_event": {"framing": 2.0}}}
 
-    s = {"transports": {"sse-h2": tr(1.2), "ws": tr(0.9)}}
+    s = {"transports": {"sse-h3": tr(1.2), "ws": tr(0.9)}}
     assert {c.text for c in evaluate_claims(s)} == {"not measured: no SSE stream was measured"}
 
-    class H2(SSETransport):
-        name, label = "sse-h2", "SSE over h2"
+    class H3(SSETransport):
+        name, label = "sse-h3", "SSE over h3"
 
-    monkeypatch.setitem(TRANSPORTS, "sse-h2", H2())
+    monkeypatch.setitem(TRANSPORTS, "sse-h3", H3())
     latency = evaluate_claims(s)[0]
-    assert (latency.sse_transport, latency.ws_transport) == ("sse-h2", "ws")
+    assert (latency.sse_transport, latency.ws_transport) == ("sse-h3", "ws")
     assert latency.sse_measured == 1.2 and latency.verdict == "not confirmed"
-    assert {c.text for c in evaluate_claims({"transports": {"sse-h2": tr(1.0)}})} == {
+    assert {c.text for c in evaluate_claims({"transports": {"sse-h3": tr(1.0)}})} == {
         "not measured: no WebSocket stream was measured"}
 
 

@@ -204,7 +204,7 @@ class SSETransport(Transport):
         the stream is still open (before ``close_after`` acts); what it raises
         propagates.
         """
-        return _record(request, limits, on_event)
+        return record_http(self, request, limits, on_event)
 
     def accepted(self, rec: Recording) -> bool:
         return rec.status is not None and rec.body is None and 200 <= rec.status < 300 and rec.status != 204
@@ -226,8 +226,12 @@ class SSETransport(Transport):
             out["Last-Event-ID"] = request.last_event_id
         return out
 
+    def curl_flags(self, request: Request) -> list[str]:
+        """curl's options for this transport's HTTP version (none for HTTP/1.1)."""
+        return []
+
     def reproduce(self, request: Request) -> str:
-        parts = ["curl", "-N"]
+        parts = ["curl", "-N", *self.curl_flags(request)]
         if request.method != "GET":
             parts += ["-X", request.method]
         for name, value in self.request_headers(request).items():
@@ -249,21 +253,29 @@ class SSETransport(Transport):
         return out
 
 
-def _record(request: Request, limits: Limits, on_event: OnEvent | None) -> Recording:
+def record_http(transport: SSETransport, request: Request, limits: Limits, on_event: OnEvent | None, *,
+                counter: WireCounter | None = None, http2: bool = False,
+                ssl_context: ssl.SSLContext | None = None) -> Recording:
+    """Record one SSE request with httpx over a counting connection: HTTP/1.1, or
+    HTTP/2 (``http2=True``: prior knowledge on ``http://``, ALPN on ``https://``)
+    for the transports of the ``sse`` binding that speak it (``conformance.wire.sse_h2``),
+    which bring their own ``counter`` (one that knows HTTP/2 frames)."""
     url = request.url
-    rec = Recording(request=request, detail=SSE.new_detail())
+    rec = Recording(request=request, detail=transport.new_detail())
     rec.wall_start = time.time()
     rec.t_start = time.perf_counter()
     budget = Budget(limits, rec.t_start)
     budget.enter("head", now=rec.t_start)
-    counter = WireCounter()
+    counter = WireCounter() if counter is None else counter
     end_set = frozenset(request.end_types)
-    req_headers = SSE.request_headers(request)
+    req_headers = transport.request_headers(request)
 
     pool = httpcore.ConnectionPool(
-        ssl_context=tls_context() if url.lower().startswith("https:") else None,
+        ssl_context=(ssl_context or tls_context()) if url.lower().startswith("https:") else None,
         max_connections=1,
         retries=0,
+        http1=not http2,
+        http2=http2,
         network_backend=_CountingBackend(counter, budget),
     )
     timeout = httpx.Timeout(connect=limits.connect, read=limits.total, write=limits.total, pool=limits.connect)

@@ -17,7 +17,7 @@ given to pytest with ``-p MODULE``, or imported before the session starts).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, ClassVar
 
 from conformance.recording import Limits, RecordedEvent, Recording
@@ -36,6 +36,9 @@ class Transport:
     """The profile binding this transport follows ('sse' or 'ws')."""
     label: ClassVar[str]
     """How reports and tables name it."""
+    embedded_server: ClassVar[str | None] = None
+    """The HTTP server the embedded reference server must run on for this
+    transport (``reference_server.serve.SERVERS``), or None for its default."""
 
     def record(self, request: Request, limits: Limits = Limits(), on_event: OnEvent | None = None) -> Recording:
         """Open the stream and record it. Never raises for network or protocol
@@ -109,6 +112,17 @@ def label(name: str) -> str:
     t = TRANSPORTS.get(name)
     return t.label if t is not None else name
 
+
+
+def embedded_server(names: Iterable[str]) -> str | None:
+    """The server the embedded reference server needs to serve every registered
+    transport of ``names`` (None: its default): what the suite, ``python -m load``
+    and ``agentstream run`` start it with."""
+    for name in names:
+        t = TRANSPORTS.get(name)
+        if t is not None and t.embedded_server is not None:
+            return t.embedded_server
+    return None
 
 
 def unreachable(base_url: str, timeout: float = 5.0) -> str | None:

@@ -60,6 +60,35 @@ def _uvicorn(app, sock: socket.socket) -> Iterator[None]:
 
 
 @contextmanager
+def _hypercorn(app, sock: socket.socket) -> Iterator[None]:
+    """An ASGI app on hypercorn (HTTP/1.1, h2c and WebSocket on one port), with the
+    reference server's settings: for the sse-h2 transport."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from reference_server.serve import hypercorn_config
+
+    port = sock.getsockname()[1]
+    sock.close()  # hypercorn binds the port itself
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        config = hypercorn_config("127.0.0.1", port, "critical")
+        config.graceful_timeout = 1
+        loop.run_until_complete(hypercorn_serve(app, config, shutdown_trigger=stop.wait))
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", thread)
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=5)
+
+
+@contextmanager
 def _aiohttp(app, sock: socket.socket, max_line: int) -> Iterator[None]:
     from aiohttp import web
 
@@ -86,8 +115,9 @@ def _aiohttp(app, sock: socket.socket, max_line: int) -> Iterator[None]:
 
 
 @contextmanager
-def serve(stack: str, defect: str | None = None) -> Iterator[str]:
-    """Start ``stack`` with ``defect`` (None: the correct backend); yields its base URL."""
+def serve(stack: str, defect: str | None = None, server: str = "uvicorn") -> Iterator[str]:
+    """Start ``stack`` with ``defect`` (None: the correct backend); yields its base URL.
+    ``server="hypercorn"`` runs an ASGI stack on hypercorn (HTTP/2 too)."""
     sock = _free_socket()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
@@ -110,7 +140,7 @@ def serve(stack: str, defect: str | None = None) -> Iterator[str]:
                 from .starlette_app import create_app
             else:
                 raise ValueError(f"unknown stack {stack!r}; one of {STACKS + VARIANTS}")
-            with _uvicorn(create_app(defect), sock):
+            with (_hypercorn if server == "hypercorn" else _uvicorn)(create_app(defect), sock):
                 yield base_url
     finally:
         sock.close()
