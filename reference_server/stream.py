@@ -16,11 +16,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from .agent import CHUNK_TYPES, TERMINAL_TYPES, agent_events
+from .agent import CHUNK_TYPES, OFFLOAD, TERMINAL_TYPES, agent_steps
 from .params import StreamRequest
 
 PACED_TYPES = CHUNK_TYPES | {"chain_of_thought"}
-StopReason = Literal["cancel", "disconnect"]
+StopReason = Literal["cancel", "disconnect", "shutdown", "too_large"]
+ENDINGS: dict[str, tuple[str, str]] = {
+    "cancel": ("cancelled", "the client cancelled the stream"),
+    "too_large": ("message_too_large", "a client message was larger than the server accepts (64 KiB); "
+                                       "only small control messages such as a cancel are expected"),
+    "shutdown": ("shutdown", "the server is shutting down; retry the question on another instance or later"),
+}
+"""The ``error`` event (code, message) of each stop that still ends the stream properly."""
 
 
 class StopSignal:
@@ -68,28 +75,36 @@ async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) ->
         seq += 1
         return stamped
 
-    def cancelled() -> list[dict[str, Any]]:
+    def stopped(reason: str) -> list[dict[str, Any]]:
+        code, message = ENDINGS[reason]
         out = []
         if seq == 0:
             out.append(stamp({"type": "start", "message": "Analysing the question"}))
-        out.append(stamp({"type": "error", "code": "cancelled", "message": "the client cancelled the stream"}))
+        out.append(stamp({"type": "error", "code": code, "message": message}))
         out.append(stamp({"type": "stream_end"}))
         return out
 
-    events = agent_events(request)
+    events = agent_steps(request)
+    offload = False
     try:
         while True:
             if stop.reason == "disconnect":
                 return
-            if stop.reason == "cancel":
-                for event in cancelled():
+            if stop.reason is not None:
+                for event in stopped(stop.reason):
                     yield event
                 return
             try:
-                # off the event loop: a step that runs the pandas code takes a few
-                # milliseconds, which would otherwise delay every other open stream
-                # and inflate the latencies this server is used to measure
-                event = await asyncio.to_thread(next, events, _DONE)
+                if offload:
+                    # a step that runs pandas takes milliseconds, which would
+                    # otherwise delay every other open stream and inflate the
+                    # latencies this server is used to measure
+                    event = await asyncio.to_thread(next, events, _DONE)
+                else:
+                    event = next(events, _DONE)
+                offload = event is OFFLOAD
+                if offload:
+                    continue
             except Exception as exc:  # a bug in the agent still ends the stream properly
                 event = {"type": "error", "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
             if event is _DONE:
