@@ -239,7 +239,7 @@ def create_app(pace_ms: float | None = None, config: ServerConfig | None = None)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get(SSE_PATH, response_class=SSEStream, openapi_extra=SSE_OPENAPI,
+    @app.get(SSE_PATH, response_class=Response, openapi_extra=SSE_OPENAPI,
              summary="agent-stream/1 over Server-Sent Events")
     async def sse_stream(request: Request) -> Response:
         cors = config.origins.cors_headers(request.headers.get("origin"), request.headers.get("host"),

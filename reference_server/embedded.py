@@ -51,6 +51,7 @@ class EmbeddedServer:
         log_level: str = "warning",
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.pace_ms = pace_ms
         self.host = host
@@ -58,6 +59,8 @@ class EmbeddedServer:
         self.log_level = log_level
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
+        self.args = tuple(args)
+        """More ``python -m reference_server`` options (``--max-streams 2``)."""
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -73,7 +76,7 @@ class EmbeddedServer:
         cmd += ["--log-level", self.log_level]
         if self.pace_ms is not None:
             cmd += ["--pace-ms", str(self.pace_ms)]
-        return cmd
+        return cmd + list(self.args)
 
     def stderr_text(self, limit: int | None = None) -> str:
         """What the child wrote to stderr so far (logs, tracebacks); the last
