@@ -5,7 +5,7 @@ order below). ``check_stream(recording, profile)`` runs every per-stream rule on
 one recorded stream without pytest or a session.
 """
 
-from . import stream, sse, ws, input, parity, concurrency, disconnect  # noqa: F401 - each module registers its rules
+from . import stream, sse, ws, input, parity, concurrency, disconnect, browser  # noqa: F401 - each module registers its rules
 from .registry import RULES, NotJudged, Precondition, Rule, get, rule, stream_rule
 
 

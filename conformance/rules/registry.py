@@ -67,6 +67,9 @@ class Rule:
     """``fn(rec, ctx)``: judges one stream alone (the load scenarios run these)."""
     skip_unless: Callable[["Context"], str | None] | None = field(default=None, repr=False, compare=False)
     """A reason not to judge the rule at all (the profile leaves it out), or None."""
+    only_with: str | None = None
+    """The ``Settings`` field that must be set for the rule to be run at all (``"browser"``:
+    the BROWSER-* rules exist only with ``--browser``); None: always run."""
 
     @property
     def about(self) -> str:
@@ -93,12 +96,12 @@ def _requirement(fn: Callable[..., Any]) -> str:
 
 def rule(rule_id: str, level: Level, section: str, *, binding: str | None = None, scope: Scope = "transport",
          needs: Iterable[str] = ("baseline",), requires: Iterable[Precondition] = (),
-         skip_unless: Callable[["Context"], str | None] | None = None) -> Callable:
+         skip_unless: Callable[["Context"], str | None] | None = None, only_with: str | None = None) -> Callable:
     """Register ``fn(ctx) -> [(Finding, Recording)]`` as a rule."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _register(Rule(rule_id, level, section, _requirement(fn), fn, binding, scope, tuple(needs), tuple(requires),
-                       False, skip_unless))
+                       False, skip_unless, only_with))
         return fn
 
     return decorate
