@@ -109,6 +109,14 @@ async (spec) => {
 """
 
 
+def launch_chromium(playwright: Any, executable: str, user_data_dir: str) -> Any:
+    """Chromium as the suite runs it (headless, ``CHROMIUM_ARGS``, a fresh profile):
+    a Playwright persistent context. The demo page's tests and the screenshot
+    script launch it through here too."""
+    return playwright.chromium.launch_persistent_context(
+        user_data_dir, executable_path=executable, headless=True, args=list(CHROMIUM_ARGS))
+
+
 @dataclass(frozen=True)
 class BrowserJob:
     """One stream for the browser: the request, from which origin, and whether the
@@ -189,8 +197,7 @@ class BrowserSession:
         self._profile_dir = tempfile.mkdtemp(prefix="agentstream-chromium-")
         self._playwright = sync_playwright().start()
         try:
-            self._context = self._playwright.chromium.launch_persistent_context(
-                self._profile_dir, executable_path=self.spec.executable, headless=True, args=list(CHROMIUM_ARGS))
+            self._context = launch_chromium(self._playwright, self.spec.executable, self._profile_dir)
         except Exception as exc:  # noqa: BLE001 - Playwright's launch errors say what failed
             self._playwright.stop()
             self._playwright = None
