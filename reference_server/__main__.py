@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{d.header_timeout_s:g})")
     parser.add_argument("--drain", type=float, default=d.drain_s, metavar="SECONDS",
                         help=f"on SIGTERM, how long running streams get to end (default {d.drain_s:g})")
+    parser.add_argument("--run-cache", type=int, default=d.run_cache, metavar="N",
+                        help=f"finished runs kept to replay a question asked again (default {d.run_cache}; 0: off)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug", "trace"])
     args = parser.parse_args(argv)
     if not (math.isfinite(args.pace_ms) and args.pace_ms >= 0):  # inf: streams that never end; nan: 0
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--allow-origin: {exc}")
     try:
         config = ServerConfig(pace_ms=args.pace_ms, origins=origins, max_streams=args.max_streams,
-                              header_timeout_s=args.header_timeout, drain_s=args.drain)
+                              header_timeout_s=args.header_timeout, drain_s=args.drain, run_cache=args.run_cache)
     except ValueError as exc:
         parser.error(str(exc))
     run(host=args.host, port=args.port, config=config, log_level=args.log_level)

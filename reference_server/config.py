@@ -51,6 +51,8 @@ class ServerConfig:
     """On SIGTERM, running streams are told to end (``error`` code ``shutdown``, then
     ``stream_end``, then close); the server exits when they have, or after this."""
     max_client_message: int = MAX_CLIENT_MESSAGE
+    run_cache: int = 256
+    """Finished runs kept to replay a question asked again (``agent.RunCache``); 0: off."""
 
     def __post_init__(self) -> None:
         for name in ("pace_ms", "header_timeout_s", "keep_alive_s", "ws_ping_interval_s", "ws_ping_timeout_s",
@@ -60,6 +62,8 @@ class ServerConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, not {getattr(self, name)!r}")
         if self.max_streams < 1:
             raise ValueError(f"max_streams must be >= 1, not {self.max_streams!r}")
+        if self.run_cache < 0:
+            raise ValueError(f"run_cache must be >= 0, not {self.run_cache!r}")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, not {self.max_connections!r}")
 
