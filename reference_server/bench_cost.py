@@ -106,6 +106,53 @@ async def _run(base: str, transport: str, streams: int, concurrency: int) -> int
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
+async def _first_events(base: str, transport: str, streams: int) -> list[float]:
+    """Seconds to the first event of ``streams`` streams started at once."""
+    from websockets.asyncio.client import connect
+
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=streams + 5)) as client:
+        async def one() -> float:
+            start = time.perf_counter()
+            if transport == "sse":
+                took = float("nan")
+                async with client.stream("GET", base + "/agent/stream", params={"question": QUESTION}) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:") and took != took:
+                            took = time.perf_counter() - start
+                return took
+            else:
+                async with connect(base.replace("http", "ws", 1) + "/ws/agent/stream?question="
+                                   + QUESTION.replace(" ", "+"), compression=None) as ws:
+                    await ws.recv()
+                    took = time.perf_counter() - start
+                    async for _ in ws:
+                        pass
+                    return took
+            return float("nan")
+
+        return list(await asyncio.gather(*(one() for _ in range(streams))))
+
+
+def ttfe_table(env: dict[str, str], levels: list[int], pace_ms: float) -> None:
+    """p99 time to first event at each level of concurrent paced streams."""
+    port = free_port()
+    server = Server([sys.executable, "-m", "reference_server", "--port", str(port), "--pace-ms", str(pace_ms),
+                     "--log-level", "warning"], env, port)
+    try:
+        asyncio.run(_first_events(server.base, "sse", 2))
+        print(f"time to first event, {pace_ms:g} ms pace, streams started at once (p50 / p99)")
+        print(f"{'streams':>8} {'sse':>22} {'ws':>22}")
+        for n in levels:
+            cells = []
+            for t in ("sse", "ws"):
+                got = sorted(asyncio.run(_first_events(server.base, t, n)))
+                p50, p99 = got[len(got) // 2], got[min(len(got) - 1, int(len(got) * 0.99))]
+                cells.append(f"{p50 * 1e3:8.1f} / {p99 * 1e3:7.1f} ms")
+            print(f"{n:>8} {cells[0]:>22} {cells[1]:>22}")
+    finally:
+        server.stop()
+
+
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -172,11 +219,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="measurements of each server, alternating (the median is shown; the machine is shared)")
     parser.add_argument("--reference-root", type=Path, default=PACKAGE_ROOT,
                         help="directory holding the reference_server package to measure (default: this one)")
+    parser.add_argument("--ttfe", default=None, metavar="N,N,...",
+                        help="instead: p99 time to first event for N paced streams started at once (e.g. 1,10,50,100)")
+    parser.add_argument("--pace-ms", type=float, default=30.0, help="pace of the --ttfe streams (default 30)")
     parser.add_argument("--serve-minimal", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_minimal is not None:
         serve_minimal(args.serve_minimal, args.frames)
+        return 0
+    if args.ttfe:
+        try:
+            levels = [int(x) for x in args.ttfe.split(",")]
+        except ValueError:
+            parser.error("--ttfe takes numbers separated by commas, like 1,10,50,100")
+        if not levels or min(levels) < 1:
+            parser.error("--ttfe levels must be >= 1")
+        ttfe_table({**os.environ, "PYTHONPATH": str(args.reference_root.resolve())}, levels, args.pace_ms)
         return 0
     if args.streams < 1 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--streams, --concurrency and --rounds must be >= 1")
