@@ -120,6 +120,11 @@ def stream_rule(rule_id: str, level: Level, section: str, *, binding: str | None
     return decorate
 
 
+def default_rules() -> set[str]:
+    """The IDs of the rules every run has (those without an ``only_with`` setting)."""
+    return {rule_id for rule_id, r in RULES.items() if not r.only_with}
+
+
 def get(rule_id: str) -> Rule:
     """The rule with that ID; KeyError names it when a check uses an unknown ID."""
     try:
