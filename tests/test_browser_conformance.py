@@ -118,6 +118,16 @@ def test_browser_rules_are_no_items_without_browser() -> None:
     assert "ORDER-SEQ[sse]" in out and "BROWSER-" not in out
 
 
+def test_headers_the_browser_cannot_send_make_the_rules_not_judged(chromium: str, tmp_path: Path) -> None:
+    with EmbeddedServer(pace_ms=2) as server:
+        run = run_suite(server.base_url, tmp_path / "h.json", select="BROWSER-SAME-EVENTS",
+                        extra=("--browser", "chromium", "--browser-executable", chromium,
+                               "--header", "Authorization: Bearer x"), timeout_s=120)
+    assert run.crash() is None, run.explain()
+    entries = run.report["rules"]
+    assert entries and all(e["verdict"] == "skip" and "cannot send --header" in e["message"] for e in entries)
+
+
 def test_bad_browser_options_are_usage_errors(tmp_path: Path) -> None:
     import subprocess
 

@@ -58,6 +58,10 @@ def browser_runs(s: "Session", t: str) -> BrowserObservation:
     if binding not in API:
         obs.not_judged = f"a browser has no API for the {binding!r} binding"
         return obs
+    if s.settings.headers:
+        obs.not_judged = (f"a browser's {API[binding]} cannot send --header values ({', '.join(s.settings.headers)}); "
+                          "the browser rules need a backend that streams without them")
+        return obs
     baseline = s.recordings("baseline", t)
     if not baseline:
         obs.not_judged = "no baseline stream to repeat"
