@@ -133,6 +133,67 @@ async def _first_events(base: str, transport: str, streams: int) -> list[float]:
         return list(await asyncio.gather(*(one() for _ in range(streams))))
 
 
+async def _steady_first_events(base: str, transport: str, background: int, probes: int) -> list[float]:
+    """Seconds to the first event of ``probes`` streams opened one by one (every
+    100 ms) while ``background`` other streams run, each started again when it ends."""
+    from websockets.asyncio.client import connect
+
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=background + probes + 10)) as client:
+        async def first_event() -> float:
+            start = time.perf_counter()
+            took = float("nan")
+            if transport == "sse":
+                async with client.stream("GET", base + "/agent/stream", params={"question": QUESTION}) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:") and took != took:
+                            took = time.perf_counter() - start
+            else:
+                async with connect(base.replace("http", "ws", 1) + "/ws/agent/stream?question="
+                                   + QUESTION.replace(" ", "+"), compression=None) as ws:
+                    await ws.recv()
+                    took = time.perf_counter() - start
+                    async for _ in ws:
+                        pass
+            return took
+
+        async def keep_running() -> None:
+            while not stop.is_set():
+                await first_event()
+
+        runners = [asyncio.create_task(keep_running()) for _ in range(background)]
+        await asyncio.sleep(2.5 if background else 0)  # let the background streams spread out
+        probes_done = []
+        for _ in range(probes):
+            probes_done.append(asyncio.create_task(first_event()))
+            await asyncio.sleep(0.1)
+        got = list(await asyncio.gather(*probes_done))
+        stop.set()
+        await asyncio.gather(*runners)
+        return got
+
+
+def ttfe_steady_table(env: dict[str, str], levels: list[int], pace_ms: float, probes: int = 30) -> None:
+    """p50 / p99 time to first event of a new stream among N running paced ones."""
+    port = free_port()
+    server = Server([sys.executable, "-m", "reference_server", "--port", str(port), "--pace-ms", str(pace_ms),
+                     "--log-level", "warning"], env, port)
+    try:
+        asyncio.run(_first_events(server.base, "sse", 2))
+        print(f"time to first event of a new stream among N running ones, {pace_ms:g} ms pace, "
+              f"{probes} probes 100 ms apart (p50 / p99)")
+        print(f"{'running':>8} {'sse':>22} {'ws':>22}")
+        for n in levels:
+            cells = []
+            for t in ("sse", "ws"):
+                got = sorted(asyncio.run(_steady_first_events(server.base, t, n, probes)))
+                p50, p99 = got[len(got) // 2], got[min(len(got) - 1, int(len(got) * 0.99))]
+                cells.append(f"{p50 * 1e3:8.1f} / {p99 * 1e3:7.1f} ms")
+            print(f"{n:>8} {cells[0]:>22} {cells[1]:>22}")
+    finally:
+        server.stop()
+
+
 def ttfe_table(env: dict[str, str], levels: list[int], pace_ms: float) -> None:
     """p99 time to first event at each level of concurrent paced streams."""
     port = free_port()
@@ -221,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding the reference_server package to measure (default: this one)")
     parser.add_argument("--ttfe", default=None, metavar="N,N,...",
                         help="instead: p99 time to first event for N paced streams started at once (e.g. 1,10,50,100)")
+    parser.add_argument("--ttfe-running", default=None, metavar="N,N,...",
+                        help="instead: time to first event of new streams among N running paced ones (e.g. 0,10,50,100)")
     parser.add_argument("--pace-ms", type=float, default=30.0, help="pace of the --ttfe streams (default 30)")
     parser.add_argument("--serve-minimal", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=Path, default=None, help=argparse.SUPPRESS)
@@ -228,14 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_minimal is not None:
         serve_minimal(args.serve_minimal, args.frames)
         return 0
-    if args.ttfe:
+    for option, value, least in (("--ttfe", args.ttfe, 1), ("--ttfe-running", args.ttfe_running, 0)):
+        if not value:
+            continue
         try:
-            levels = [int(x) for x in args.ttfe.split(",")]
+            levels = [int(x) for x in value.split(",")]
         except ValueError:
-            parser.error("--ttfe takes numbers separated by commas, like 1,10,50,100")
-        if not levels or min(levels) < 1:
-            parser.error("--ttfe levels must be >= 1")
-        ttfe_table({**os.environ, "PYTHONPATH": str(args.reference_root.resolve())}, levels, args.pace_ms)
+            parser.error(f"{option} takes numbers separated by commas, like 1,10,50,100")
+        if not levels or min(levels) < least:
+            parser.error(f"{option} levels must be >= {least}")
+        env = {**os.environ, "PYTHONPATH": str(args.reference_root.resolve())}
+        (ttfe_table if option == "--ttfe" else ttfe_steady_table)(env, levels, args.pace_ms)
         return 0
     if args.streams < 1 or args.concurrency < 1 or args.rounds < 1:
         parser.error("--streams, --concurrency and --rounds must be >= 1")
