@@ -48,7 +48,10 @@ def slow() -> Iterator[EmbeddedServer]:
 
 
 @pytest.fixture(scope="module")
-def context(chromium: str) -> Iterator[Any]:
+def demo_context(chromium: str) -> Iterator[Any]:
+    """Debian's Chromium as the suite launches it (the names differ from
+    pytest-playwright's ``context`` and ``page`` fixtures, which would use its own
+    browser download)."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="agentstream-demo-") as profile, sync_playwright() as p:
@@ -60,8 +63,8 @@ def context(chromium: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(context: Any) -> Iterator[Any]:
-    page = context.new_page()
+def demo(demo_context: Any) -> Iterator[Any]:
+    page = demo_context.new_page()
     page.set_default_timeout(20_000)
     yield page
     page.close()
@@ -105,7 +108,8 @@ def test_assets_are_all_in_the_package(api: EmbeddedServer) -> None:
         assert served.status_code == 200 and served.text == text
 
 
-def test_sse_stream_shown_as_the_wire_recorder_gets_it(page: Any, api: EmbeddedServer) -> None:
+def test_sse_stream_shown_as_the_wire_recorder_gets_it(demo: Any, api: EmbeddedServer) -> None:
+    page = demo
     # offline: every request to anything but the server fails
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(api.base_url)
                else route.abort())
@@ -143,7 +147,8 @@ def test_sse_stream_shown_as_the_wire_recorder_gets_it(page: Any, api: EmbeddedS
     assert all(c != "–" for c in cells) and cells[2] == str(len(events))
 
 
-def test_toggle_to_websocket_gives_the_same_events_and_analysis(page: Any, api: EmbeddedServer) -> None:
+def test_toggle_to_websocket_gives_the_same_events_and_analysis(demo: Any, api: EmbeddedServer) -> None:
+    page = demo
     open_demo(page, api.base_url)
     (run,) = ask(page, "ws")
     assert run["state"] == "done" and run["closeCode"] == 1000, run["problems"]
@@ -152,7 +157,8 @@ def test_toggle_to_websocket_gives_the_same_events_and_analysis(page: Any, api: 
     assert page.locator("#markdown h4").first.inner_text() == analysis.splitlines()[0].lstrip("# ")
 
 
-def test_both_mode_runs_each_transport_in_turn_side_by_side(page: Any, api: EmbeddedServer) -> None:
+def test_both_mode_runs_each_transport_in_turn_side_by_side(demo: Any, api: EmbeddedServer) -> None:
+    page = demo
     open_demo(page, api.base_url)
     runs = ask(page, "both", runs=2)
     assert [r["transport"] for r in runs] == ["sse", "ws"]
@@ -171,7 +177,8 @@ def _active(base: str) -> float:
 
 
 @pytest.mark.parametrize("transport", ["sse", "ws"])
-def test_stop_ends_the_stream(page: Any, slow: EmbeddedServer, transport: str) -> None:
+def test_stop_ends_the_stream(demo: Any, slow: EmbeddedServer, transport: str) -> None:
+    page = demo
     open_demo(page, slow.base_url)
     page.check(f'input[name="transport"][value="{transport}"]')
     page.click("#start")
@@ -193,17 +200,19 @@ def test_stop_ends_the_stream(page: Any, slow: EmbeddedServer, transport: str) -
     assert _active(slow.base_url) == 0, "the server still runs the stopped stream"
 
 
-def test_allowed_cross_origin_page_reads_sse(page: Any, api: EmbeddedServer, slow: EmbeddedServer) -> None:
+def test_allowed_cross_origin_page_reads_sse(demo: Any, api: EmbeddedServer, slow: EmbeddedServer) -> None:
     """A frontend on its own origin (http://localhost:PORT, allowed) with ?api= pointing at the backend."""
+    page = demo
     open_demo(page, f"http://localhost:{slow.port}", f"?api={api.base_url}")
     (run,) = ask(page, "sse")
     assert run["state"] == "done", run["problems"]
     assert without_ts(run["events"]) == without_ts(wire_events(api.base_url))
 
 
-def test_foreign_origin_page_is_refused_on_the_websocket(page: Any, api: EmbeddedServer,
+def test_foreign_origin_page_is_refused_on_the_websocket(demo: Any, api: EmbeddedServer,
                                                          slow: EmbeddedServer) -> None:
     """A page on http://127.0.0.1:PORT, which this backend does not allow: refused at the handshake."""
+    page = demo
     open_demo(page, slow.base_url, f"?api={api.base_url}")
     (run,) = ask(page, "ws")
     assert run["state"] == "failed" and run["events"] == []
