@@ -21,6 +21,7 @@ import importlib.util
 import json
 import math
 import platform
+import sys
 import time
 import warnings
 from datetime import datetime, timezone
@@ -73,6 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "same backend gets the same verdict in every run")
     group.addoption("--embedded-pace-ms", type=float, default=None,
                     help="pace of the embedded reference server between chunk events (default: its own, 30 ms)")
+    from .browser_options import add_options as add_browser_options  # standard library only
+
+    add_browser_options(group)
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -94,6 +98,15 @@ def _key_value(items: list[str], sep: str, what: str) -> dict[str, str]:
             raise pytest.UsageError(f"{what} {item!r} has an empty name")
         out[key.strip()] = value.strip() if sep == ":" else value
     return out
+
+
+def _browser_spec(getoption: Any) -> Any:
+    from .browser_options import spec_from
+
+    try:
+        return spec_from(getoption)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def base_url(config: pytest.Config) -> str | None:
@@ -122,6 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--stream-timeout must be a positive number of seconds")
     _key_value(config.getoption("param"), "=", "--param")
     _key_value(config.getoption("header"), ":", "--header")
+    _browser_spec(config.getoption)  # a bad origin or a missing browser: a usage error before anything runs
     if config.getoption("profile") is not None:
         # checked now, not at collection, so a broken profile is a usage error
         # before anything runs (a named profile means the suite is wanted)
@@ -264,6 +278,7 @@ class SuiteState:
                           names=tuple((n, "--stream-timeout") for n in ("connect", "first_event", "idle", "total",
                                                                        "end_grace", "event_idle"))),
             parity=opt("parity"), metrics_url=opt("metrics_url"), seed=opt("draw_seed"),
+            browser=_browser_spec(opt),
         )
 
     def planner(self, profile: Any) -> Any:
@@ -349,6 +364,9 @@ class SuiteState:
         return count_causes([f for item in self.selected if item.outcome is not None for f, _ in item.outcome.findings])
 
     def close(self) -> None:
+        browser = sys.modules.get("conformance.wire.browser")
+        if browser is not None:
+            browser.close_all()
         if self._starting is not None:
             self._starting.join()
         if self._server is not None:

@@ -47,6 +47,9 @@ class Settings:
     metrics_url: str | None = None
     seed: int = 0
     """Seed of the drawn inputs."""
+    browser: Any = None
+    """A :class:`conformance.browser_options.BrowserSpec` with ``--browser``: the
+    BROWSER-* rules record the streams again through that browser."""
 
 
 class Session:
@@ -264,7 +267,10 @@ class Context:
 
 def targets(rule: Rule, session: Session) -> list[str | tuple[str, str] | None]:
     """What a rule gives one verdict for on this session: each transport of its
-    binding, each parity pair, or the run as a whole (None)."""
+    binding, each parity pair, or the run as a whole (None); nothing for a rule
+    whose ``only_with`` setting is not set (it is not part of this run)."""
+    if rule.only_with and not getattr(session.settings, rule.only_with, None):
+        return []
     if rule.scope == "run":
         return [None]
     if rule.scope == "pair":

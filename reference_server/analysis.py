@@ -1,7 +1,12 @@
 """Turn a result table into what the agent shows: rows, a Vega-Lite chart and Markdown.
 
 Every number in the analysis text is read from the result the code produced, so
-the text changes when the data or the code change; nothing here is canned.
+the text changes when the data or the code change; nothing here is canned. And
+every number says what it is computed over: a share "of all incidents" is taken
+over the whole table (``population``), a mean or a total over a top-N result says
+it is over the groups shown (at filing, "the top two account for 48.0% of all
+incidents" was 48.0% of the five rows shown, 36.1% of all incidents).
+``tests/test_analysis_figures.py`` checks every figure against pandas.
 """
 
 from __future__ import annotations
@@ -62,25 +67,28 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _takeaway(plan: Plan, keys: list[str], values: list[Any]) -> str:
+def _takeaway(plan: Plan, keys: list[str], values: list[Any], population: int | None) -> str:
     """One closing sentence computed from the result's answer column."""
     numbers = [v for v in values if isinstance(v, (int, float))]
     if not numbers:
         return "**Takeaway:** the result has no numbers to compare."
     mean = round(sum(numbers) / len(numbers), 2)
-    if plan.kind == "count" and len(numbers) >= 2 and sum(numbers):
-        top_two = (numbers[0] + numbers[1]) / sum(numbers) * 100.0
+    groups = f"the {len(numbers)} groups shown" if plan.top else "groups"
+    if plan.kind == "count" and len(numbers) >= 2 and population:
+        top_two = (numbers[0] + numbers[1]) / population * 100.0
         return f"**Takeaway:** the top two ({keys[0]}, {keys[1]}) account for {top_two:.1f}% of all {plan.target}."
     if plan.kind == "rate":
-        return f"**Takeaway:** the mean failure rate across groups is {_fmt(mean)}%."
+        return f"**Takeaway:** the mean failure rate across {groups} is {_fmt(mean)}%."
     if plan.kind == "joined":
-        return f"**Takeaway:** on average there are {_fmt(mean)} incidents per deployment."
-    return f"**Takeaway:** the mean across groups is {_fmt(mean)}."
+        return f"**Takeaway:** across {groups}, the mean of incidents per deployment is {_fmt(mean)}."
+    return f"**Takeaway:** the mean across {groups} is {_fmt(mean)}."
 
 
-def analysis_markdown(plan: Plan, result: pd.DataFrame, substituted: str | None) -> str:
+def analysis_markdown(plan: Plan, result: pd.DataFrame, substituted: str | None, population: int | None = None) -> str:
     """A short Markdown report of ``result``; ``substituted`` names a column the
-    question asked for that did not exist (the agent grouped by ``plan.group``)."""
+    question asked for that did not exist (the agent grouped by ``plan.group``);
+    ``population`` is how many rows the counted table has in all (shares "of all"
+    are taken over it; without it a count's shares are over the rows shown)."""
     key, value = plan.key_column, plan.value_column
     lines: list[str] = [f"### {plan.title}", ""]
     if substituted:
@@ -122,47 +130,57 @@ def analysis_markdown(plan: Plan, result: pd.DataFrame, substituted: str | None)
 
     top_k, top_v = keys[0], values[0]
     low_k, low_v = keys[-1], values[-1]
+    shown_total = sum(v for v in values if isinstance(v, (int, float)))
+    if plan.kind == "count" and population is None:
+        population = shown_total
     if plan.kind == "count":
-        total = sum(v for v in values if v is not None)
-        share = (top_v / total * 100.0) if total else 0.0
+        share = (top_v / population * 100.0) if population else 0.0
+        label_key = key.replace('_', ' ')
+        if plan.top and shown_total != population:
+            lines.append(
+                f"Of **{_fmt(population)}** {plan.target} in all, the top **{n}** {label_key} values hold "
+                f"**{_fmt(shown_total)}** ({shown_total / population * 100.0:.1f}%)."
+            )
+        else:
+            lines.append(f"Across **{n}** {label_key} values and **{_fmt(population)}** {plan.target}:")
         lines.append(
-            f"Across **{n}** {key.replace('_', ' ')} values and **{_fmt(total)}** {plan.target}, "
-            f"**{top_k}** has the most ({_fmt(top_v)}, {share:.1f}%) and **{low_k}** the fewest ({_fmt(low_v)})."
+            f"**{top_k}** has the most ({_fmt(top_v)}, {share:.1f}% of all {plan.target}) and **{low_k}** "
+            f"the fewest{' shown' if plan.top else ''} ({_fmt(low_v)})."
         )
     elif plan.kind == "joined":
         row = result.iloc[0]
         lines.append(
             f"**{top_k}** has the most incidents per deployment ({_fmt(top_v)}: "
             f"{_fmt(int(row['incidents']))} incidents for {_fmt(int(row['deployments']))} deployments); "
-            f"**{low_k}** has the fewest ({_fmt(low_v)})."
+            f"**{low_k}** has the fewest{' shown' if plan.top else ''} ({_fmt(low_v)})."
         )
         failed = int(result["failed_deployments"].sum())
         total_dep = int(result["deployments"].sum())
         if total_dep:
+            where = f"In the {n} groups shown" if plan.top else "Overall"
             lines.append(
-                f"Overall, {_fmt(failed)} of {_fmt(total_dep)} deployments failed or were rolled back "
+                f"{where}, {_fmt(failed)} of {_fmt(total_dep)} deployments failed or were rolled back "
                 f"({failed / total_dep * 100.0:.1f}%)."
             )
     elif plan.kind == "rate":
         lines.append(
             f"**{top_k}** has the highest failure rate ({_fmt(top_v)}% of its deployments failed or were "
-            f"rolled back); **{low_k}** the lowest ({_fmt(low_v)}%)."
+            f"rolled back); **{low_k}** the lowest{' shown' if plan.top else ''} ({_fmt(low_v)}%)."
         )
     else:
         spread = (top_v - low_v) if (top_v is not None and low_v is not None) else None
         lines.append(
             f"The {plan.measure_label} is highest for **{top_k}** "
-            f"({_fmt(top_v)}) and lowest for **{low_k}** ({_fmt(low_v)})"
+            f"({_fmt(top_v)}) and lowest{' of those shown' if plan.top else ''} for **{low_k}** ({_fmt(low_v)})"
             + (f", a spread of {_fmt(spread)}." if spread is not None else ".")
         )
     lines.append("")
-    total = sum(v for v in values if isinstance(v, (int, float)))
     for k, v in zip(keys[:MAX_BULLETS], values[:MAX_BULLETS]):
-        share = f" ({v / total * 100.0:.1f}%)" if plan.kind == "count" and total else ""
+        share = f" ({v / population * 100.0:.1f}%)" if plan.kind == "count" and population else ""
         lines.append(f"- **{k}**: {_fmt(v)}{share}")
     if n > MAX_BULLETS:
         lines.append(f"- ... and {n - MAX_BULLETS} more")
-    lines += ["", _takeaway(plan, keys, values)]
+    lines += ["", _takeaway(plan, keys, values, population)]
     if plan.top:
         lines += ["", f"_Only the top {plan.top} rows are shown._"]
     return "\n".join(lines) + "\n"

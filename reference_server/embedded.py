@@ -52,6 +52,7 @@ class EmbeddedServer:
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
         server: str | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.pace_ms = pace_ms
         self.host = host
@@ -61,6 +62,8 @@ class EmbeddedServer:
         self.stop_timeout = stop_timeout
         self.server = server
         """``reference_server.serve.SERVERS``: None for the default (uvicorn), "hypercorn" for HTTP/2 too."""
+        self.args = tuple(args)
+        """More ``python -m reference_server`` options (``--max-streams 2``)."""
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -78,7 +81,7 @@ class EmbeddedServer:
             cmd += ["--pace-ms", str(self.pace_ms)]
         if self.server is not None:
             cmd += ["--server", self.server]
-        return cmd
+        return cmd + list(self.args)
 
     def stderr_text(self, limit: int | None = None) -> str:
         """What the child wrote to stderr so far (logs, tracebacks); the last

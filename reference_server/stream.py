@@ -16,11 +16,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from .agent import CHUNK_TYPES, TERMINAL_TYPES, agent_events
+from .agent import CHUNK_TYPES, OFFLOAD, TERMINAL_TYPES, RunCache, agent_steps
 from .params import StreamRequest
 
 PACED_TYPES = CHUNK_TYPES | {"chain_of_thought"}
-StopReason = Literal["cancel", "disconnect"]
+StopReason = Literal["cancel", "disconnect", "shutdown", "too_large"]
+ENDINGS: dict[str, tuple[str, str]] = {
+    "cancel": ("cancelled", "the client cancelled the stream"),
+    "too_large": ("message_too_large", "a client message was larger than the server accepts (64 KiB); "
+                                       "only small control messages such as a cancel are expected"),
+    "shutdown": ("shutdown", "the server is shutting down; retry the question on another instance or later"),
+}
+"""The ``error`` event (code, message) of each stop that still ends the stream properly."""
 
 
 class StopSignal:
@@ -36,19 +43,38 @@ class StopSignal:
             self.event.set()
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+class Stamped(dict):
+    """A stamped event that may carry its JSON text already (``text``): built from
+    the cached run's pre-serialised fields, so a replayed event is not encoded again."""
+
+    __slots__ = ("text",)
+
+
 def dumps(event: dict[str, Any]) -> str:
     """Compact JSON, ASCII only: one line whatever the content (no raw U+2028 or
     NEL that a line splitter might break on), identical on both transports."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    text = getattr(event, "text", None)
+    return text if text is not None else _json(event)
 
 
 _DONE: Any = object()
 """Returned by ``next`` when the agent has no more events."""
 
 
-async def _wait(stop: StopSignal, seconds: float) -> None:
+YIELD_EVERY = 16
+"""At pace 0, the stream lets the event loop run (other streams, a cancel arriving)
+once every this many paced events, not before each one: each turn of the loop is
+a system call, which cost more CPU per event than everything else the server does."""
+
+
+async def _wait(stop: StopSignal, seconds: float, turn: int = 0) -> None:
     if seconds <= 0:
-        await asyncio.sleep(0)
+        if turn % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         return
     try:
         async with asyncio.timeout(seconds):
@@ -57,45 +83,58 @@ async def _wait(stop: StopSignal, seconds: float) -> None:
         pass
 
 
-async def paced_events(request: StreamRequest, pace: float, stop: StopSignal) -> AsyncIterator[dict[str, Any]]:
-    """The stamped events of one run, ``stream_end`` included. ``pace`` in seconds."""
+async def paced_events(request: StreamRequest, pace: float, stop: StopSignal,
+                       runs: RunCache | None = None) -> AsyncIterator[dict[str, Any]]:
+    """The stamped events of one run, ``stream_end`` included. ``pace`` in seconds;
+    ``runs`` replays a question already answered (None: always run the agent)."""
     seq = 0
 
     def stamp(event: dict[str, Any]) -> dict[str, Any]:
         nonlocal seq
-        stamped = {"type": event["type"], "seq": seq, "ts": time.time()}
-        stamped.update((k, v) for k, v in event.items() if k != "type")
+        ts = time.time()
+        stamped = Stamped(type=event["type"], seq=seq, ts=ts)
+        stamped.update(event)  # "type" keeps its place, first; seq and ts follow it
+        head = getattr(event, "json_head", None)  # '{"type":"..."' and the fields after ts, serialised once
+        stamped.text = None if head is None else f'{head},"seq":{seq},"ts":{ts!r}{event.json_rest}'
         seq += 1
         return stamped
 
-    def cancelled() -> list[dict[str, Any]]:
+    def stopped(reason: str) -> list[dict[str, Any]]:
+        code, message = ENDINGS[reason]
         out = []
         if seq == 0:
             out.append(stamp({"type": "start", "message": "Analysing the question"}))
-        out.append(stamp({"type": "error", "code": "cancelled", "message": "the client cancelled the stream"}))
+        out.append(stamp({"type": "error", "code": code, "message": message}))
         out.append(stamp({"type": "stream_end"}))
         return out
 
-    events = agent_events(request)
+    events = runs.steps(request) if runs is not None else agent_steps(request)
+    offload = False
     try:
         while True:
             if stop.reason == "disconnect":
                 return
-            if stop.reason == "cancel":
-                for event in cancelled():
+            if stop.reason is not None:
+                for event in stopped(stop.reason):
                     yield event
                 return
             try:
-                # off the event loop: a step that runs the pandas code takes a few
-                # milliseconds, which would otherwise delay every other open stream
-                # and inflate the latencies this server is used to measure
-                event = await asyncio.to_thread(next, events, _DONE)
+                if offload:
+                    # a step that runs pandas takes milliseconds, which would
+                    # otherwise delay every other open stream and inflate the
+                    # latencies this server is used to measure
+                    event = await asyncio.to_thread(next, events, _DONE)
+                else:
+                    event = next(events, _DONE)
+                offload = event is OFFLOAD
+                if offload:
+                    continue
             except Exception as exc:  # a bug in the agent still ends the stream properly
                 event = {"type": "error", "code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
             if event is _DONE:
                 break
             if event["type"] in PACED_TYPES:
-                await _wait(stop, pace)
+                await _wait(stop, pace, seq)
                 if stop.reason is not None:
                     continue  # re-check at the top: cancel or disconnect wins over this event
             yield stamp(event)

@@ -17,6 +17,15 @@ REFERENCE_PACE_MS = 1.0
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed by the tests' own set-up the first time (no browser
+    download): the browser tests run, never skip, on a fresh machine."""
+    from provision import debian
+
+    return debian("chromium", "chromium")
+
+
+@pytest.fixture(scope="session")
 def reference_server() -> Iterator[EmbeddedServer]:
     """The session's reference server (``pace_ms=1``)."""
     with EmbeddedServer(pace_ms=REFERENCE_PACE_MS) as server:

@@ -40,7 +40,7 @@ def _pytest(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
 # --- rules -------------------------------------------------------------------
 
 def test_every_rule_is_a_registered_function_with_its_requirement() -> None:
-    assert len(RULES) == 53
+    assert len(RULES) == 57  # 53 + 4 BROWSER-* rules that exist only with --browser
     for rule in RULES.values():
         assert re.fullmatch(r"[A-Z0-9]+(-[A-Z0-9]+)+", rule.id), rule.id
         assert rule.level in ("MUST", "SHOULD") and rule.section and rule.requirement
@@ -60,7 +60,7 @@ def test_one_item_per_rule_and_target(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     names = [line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::" in line]
     assert "ORDER-SEQ[sse]" in names and "PARITY-STRICT[sse-ws]" in names and "WS-CANCEL[ws]" in names
-    assert {n.split("[")[0] for n in names} == set(RULES)
+    assert {n.split("[")[0] for n in names} == {r for r, rule in RULES.items() if not rule.only_with}
     one = _pytest(["--pyargs", "conformance", "--co", "--base-url", "http://127.0.0.1:9", "-k", "ORDER-SEQ"], tmp_path)
     assert [line.split("::")[1] for line in one.stdout.splitlines() if "::" in line] == ["ORDER-SEQ[sse]", "ORDER-SEQ[ws]"]
 
@@ -143,7 +143,7 @@ def test_a_third_transport_plugs_in_with_one_module_and_a_profile_entry(tmp_path
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     entries = json.loads(report.read_text())["rules"]
     on_raw = {e["id"] for e in entries if e["transport"] == "sse-raw"}
-    expected = {r.id for r in RULES.values() if r.scope == "transport" and r.binding in (None, "sse")}
+    expected = {r.id for r in RULES.values() if r.scope == "transport" and r.binding in (None, "sse") and not r.only_with}
     assert on_raw == expected
     assert {(e["id"], e["transport"]) for e in entries if e["id"].startswith("PARITY-STRUCTURAL")} == \
         {("PARITY-STRUCTURAL", "sse-ws"), ("PARITY-STRUCTURAL", "sse-raw-ws")}
@@ -232,7 +232,8 @@ def test_the_plugin_imports_nothing_heavy() -> None:
 def test_an_unrelated_pytest_run_loads_no_suite_module(tmp_path: Path) -> None:
     (tmp_path / "test_other.py").write_text(
         "import sys\n\ndef test_other():\n"
-        "    loaded = sorted(m for m in sys.modules if m.startswith('conformance.') and m != 'conformance.plugin')\n"
+        "    loaded = sorted(m for m in sys.modules if m.startswith('conformance.')\n"
+        "                    and m not in ('conformance.plugin', 'conformance.browser_options'))\n"
         "    assert loaded == [], loaded\n", encoding="utf-8")
     proc = _pytest(["test_other.py"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

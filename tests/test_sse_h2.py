@@ -91,7 +91,7 @@ def test_sse_h2_records_the_same_events_as_sse_with_every_byte_of_the_frames(h2_
     # bytes at the socket are the frames: nothing counted that the scanner did not see, and back
     assert h2.bytes_received == sum(d.bytes_in.values())
     assert h2.bytes_sent == sum(d.bytes_out.values()) and d.bytes_out["preface"] == 24
-    assert d.frames_in["DATA"] >= len(h2.events) and d.frames_out["HEADERS"] == 1
+    assert d.frames_in["DATA"] >= 1 and d.frames_out["HEADERS"] == 1  # a server may write several events at once
     # the head is everything through the response's header block (SETTINGS + HEADERS), HPACK inside it
     assert h2.head_bytes_received == d.bytes_in["SETTINGS"] + d.bytes_in["HEADERS"]
     assert 0 < d.hpack_in < d.bytes_in["HEADERS"] and 0 < d.hpack_out < d.bytes_out["HEADERS"]
@@ -128,7 +128,7 @@ def test_every_sse_rule_runs_and_passes_on_sse_h2_against_the_embedded_server(tm
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     entries = json.loads(report.read_text())["rules"]
     on_h2 = {e["id"] for e in entries if "sse-h2" in e["transport"]}
-    expected = {r.id for r in RULES.values() if r.scope == "transport" and r.binding in (None, "sse")}
+    expected = {r.id for r in RULES.values() if r.scope == "transport" and r.binding in (None, "sse") and not r.only_with}
     assert expected <= on_h2 and "PARITY-STRICT" in on_h2
     # every rule passes but those of other protocols (runs, spans, a sentinel: agent-stream/1 has none)
     assert [e for e in entries if e["verdict"] != "pass" and not e["message"].startswith("the profile ")] == []

@@ -5,8 +5,8 @@ order below). ``check_stream(recording, profile)`` runs every per-stream rule on
 one recorded stream without pytest or a session.
 """
 
-from . import stream, sse, ws, input, parity, concurrency, disconnect  # noqa: F401 - each module registers its rules
-from .registry import RULES, NotJudged, Precondition, Rule, get, rule, stream_rule
+from . import stream, sse, ws, input, parity, concurrency, disconnect, browser  # noqa: F401 - each module registers its rules
+from .registry import RULES, NotJudged, Precondition, Rule, default_rules, get, rule, stream_rule
 
 
 def check_stream(recording, profile):
@@ -16,4 +16,4 @@ def check_stream(recording, profile):
     return run(recording, profile)
 
 
-__all__ = ["RULES", "NotJudged", "Precondition", "Rule", "check_stream", "get", "rule", "stream_rule"]
+__all__ = ["RULES", "NotJudged", "Precondition", "Rule", "check_stream", "default_rules", "get", "rule", "stream_rule"]

@@ -67,6 +67,9 @@ class Rule:
     """``fn(rec, ctx)``: judges one stream alone (the load scenarios run these)."""
     skip_unless: Callable[["Context"], str | None] | None = field(default=None, repr=False, compare=False)
     """A reason not to judge the rule at all (the profile leaves it out), or None."""
+    only_with: str | None = None
+    """The ``Settings`` field that must be set for the rule to be run at all (``"browser"``:
+    the BROWSER-* rules exist only with ``--browser``); None: always run."""
 
     @property
     def about(self) -> str:
@@ -93,12 +96,12 @@ def _requirement(fn: Callable[..., Any]) -> str:
 
 def rule(rule_id: str, level: Level, section: str, *, binding: str | None = None, scope: Scope = "transport",
          needs: Iterable[str] = ("baseline",), requires: Iterable[Precondition] = (),
-         skip_unless: Callable[["Context"], str | None] | None = None) -> Callable:
+         skip_unless: Callable[["Context"], str | None] | None = None, only_with: str | None = None) -> Callable:
     """Register ``fn(ctx) -> [(Finding, Recording)]`` as a rule."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _register(Rule(rule_id, level, section, _requirement(fn), fn, binding, scope, tuple(needs), tuple(requires),
-                       False, skip_unless))
+                       False, skip_unless, only_with))
         return fn
 
     return decorate
@@ -159,6 +162,11 @@ def profile_words(profile: Any) -> dict[str, str]:
 def requirement_for(rule: Rule, profile: Any) -> str:
     """The rule's requirement in the profile's words (its docstring's placeholders filled)."""
     return rule.requirement.format_map(_Words(profile_words(profile)))
+
+
+def default_rules() -> set[str]:
+    """The IDs of the rules every run has (those without an ``only_with`` setting)."""
+    return {rule_id for rule_id, r in RULES.items() if not r.only_with}
 
 
 def get(rule_id: str) -> Rule:
