@@ -12,6 +12,7 @@ findings. Pure: no I/O, no event type names.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import pointer as jp
@@ -58,18 +59,21 @@ def _key(obj: Any, span: Span) -> Any:
     return None if value is jp.MISSING else value
 
 
-def span_findings(objects: list[Any], types: list[str | None], spans: tuple[Span, ...], runs: Runs | None) -> list[Finding]:
+def span_findings(objects: list[Any], types: list[str | None], spans: tuple[Span, ...], runs: Runs | None,
+                  interrupts: tuple[str, ...] = ()) -> list[Finding]:
     """LIFECYCLE-SPAN: per id, a start, content, an end; ids interleave freely, an id
     opens again only after its end, and every span is closed before its run closes
     (or, without runs, before the stream ends). A chunk event opens its id's span
     if needed (the first chunk must carry the id) and the span so opened closes at
-    the next event that is not a chunk of it."""
+    the next event that is not a chunk of it. An ``order.interrupts`` type (AG-UI's
+    RUN_ERROR, Anthropic's error) abandons the open spans: no finding, as the
+    official AG-UI verifier checks open spans only at RUN_FINISHED."""
     out: list[Finding] = []
     opened: dict[tuple[str, Any], int] = {}
     chunked: tuple[Span, Any] | None = None  # the span a run of chunks opened
 
     def hashable(value: Any) -> Any:
-        return value if isinstance(value, (str, int, float, bool)) or value is None else short(value)
+        return value if isinstance(value, (str, int, float, bool)) or value is None else _key_text(value)
 
     for i, (obj, t) in enumerate(zip(objects, types)):
         if t is None:
@@ -109,7 +113,10 @@ def span_findings(objects: list[Any], types: list[str | None], spans: tuple[Span
                 if (span.name, key) not in opened:
                     opened[(span.name, key)] = i
                     chunked = (span, key)
-        if runs is not None and t in runs.close and opened:
+        if t in interrupts:
+            opened.clear()  # the run or message broke off: its spans end with it
+            chunked = None
+        elif runs is not None and t in runs.close and opened:
             for (name, key), at in sorted(opened.items(), key=lambda kv: kv[1]):
                 out.append(finding("LIFECYCLE-SPAN", f"{t!r} closes the run while {name} {short(key, 40)} "
                                                      f"(opened at event {at}) is open", i))
@@ -170,24 +177,34 @@ def _echo_one(echo: Echo, rule_id: str, obj: Any, t: str, i: int, types: list[st
                     level=echo.level)]
 
 
-def reference_findings(objects: list[Any], types: list[str | None], profile: Profile) -> list[Finding]:
-    """REF-KNOWN-ID: a reference names an id that an earlier event introduced."""
+def _key_text(value: Any) -> str:
+    """A value as a set key: whole JSON, never cut (two long ids with one prefix differ)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def reference_findings(objects: list[Any], types: list[str | None], profile: Profile,
+                       request_doc: Any = None) -> list[Finding]:
+    """REF-KNOWN-ID: a reference names an id that an earlier event introduced, or
+    that the request already carries (``known.request``: a resumed conversation's
+    tool calls)."""
     out: list[Finding] = []
     for ref in profile.references:
         known: set[str] = set()
+        if ref.known.request is not None and request_doc is not None:
+            known |= {_key_text(jp.resolve(request_doc, p)) for p in jp.expand(request_doc, ref.known.request)}
         for i, (obj, t) in enumerate(zip(objects, types)):
             if t is None:
                 continue
             if t in ref.event:
                 value = jp.resolve(obj, ref.pointer)
-                if value is not jp.MISSING and short(value) not in known:
+                if value is not jp.MISSING and _key_text(value) not in known:
                     out.append(finding("REF-KNOWN-ID", f"{t}{ref.pointer} names {short(value, 60)}, which no earlier "
                                                        f"{_quoted(ref.known.event)} introduced", i, ref.pointer,
                                        level=ref.level))
             if t in ref.known.event:
                 value = jp.resolve(obj, ref.known.pointer)
                 if value is not jp.MISSING:
-                    known.add(short(value))
+                    known.add(_key_text(value))
     return out
 
 
@@ -227,8 +244,8 @@ def lifecycle_findings(objects: list[Any], types: list[str | None], profile: Pro
     if profile.runs is not None:
         out += run_findings(types, profile.runs)
     if profile.spans:
-        out += span_findings(objects, types, profile.spans, profile.runs)
+        out += span_findings(objects, types, profile.spans, profile.runs, profile.order.interrupts)
     out += echo_findings(objects, types, profile, request_doc)
-    out += reference_findings(objects, types, profile)
+    out += reference_findings(objects, types, profile, request_doc)
     out += state_findings(objects, types, profile, request_doc)
     return out

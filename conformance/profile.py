@@ -20,7 +20,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from .request import ClientMessage, Request
-from .template import edit, encode, render
+from .template import edit, encode, holds_question, render
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "agent-stream/1"
@@ -62,6 +62,9 @@ _AT = {  # a value in an event: its type and a JSON pointer
     "required": ["event", "pointer"],
     "additionalProperties": False,
     "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER},
+}
+_KNOWN = {  # ids introduced by earlier events, or carried by the request (a resumed conversation)
+    **_AT, "properties": {**_AT["properties"], "request": _POINTER},
 }
 _LEVEL = {"enum": ["MUST", "SHOULD"]}
 RULE_ID = {"type": "string", "pattern": "^[A-Z][A-Z0-9-]*$"}
@@ -155,7 +158,7 @@ META_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["event", "pointer", "known"],
                 "additionalProperties": False,
-                "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER, "known": _AT, "level": _LEVEL},
+                "properties": {"event": _ONE_OR_MORE, "pointer": _POINTER, "known": _KNOWN, "level": _LEVEL},
             },
         },
         "state": {
@@ -231,6 +234,7 @@ BINDING_SCHEMAS: dict[str, dict[str, Any]] = {
             "reject_content_type": {"type": "string"},
             "buffering_min_spread_s": {"type": "number", "minimum": 0},
             "event_name_is_type": {"type": "boolean"},
+            "type_from_event_name": {"type": "boolean"},
             "done_sentinel": {"type": "string"},
             "line_endings": {"type": "array", "items": {"enum": ["LF", "CRLF", "CR"]}, "minItems": 1},
         },
@@ -373,6 +377,9 @@ class SSEBinding:
     buffering_min_spread_s: float = 0.1
     event_name_is_type: bool = False
     """Each message's ``event:`` names its type: it must equal the JSON's type."""
+    type_from_event_name: bool = False
+    """An event whose JSON has no type field takes its ``event:`` name as its type
+    (LangGraph's stream modes); without it a missing type field is a finding."""
     done_sentinel: str | None = None
     """The data of the message that ends the stream (``[DONE]``): not an event, not JSON."""
     line_endings: tuple[str, ...] = ()
@@ -406,18 +413,21 @@ class WSBinding:
 
 
 BINDINGS: dict[str, type] = {"sse": SSEBinding, "ws": WSBinding}
+"""Binding name -> its typed section (the keys of BINDING_SCHEMAS)."""
 DOCUMENT_CARRIER: dict[str, str] = {"sse": "body", "ws": "first_message"}
 """How a request document travels on each binding: as the HTTP body, or as the
 first client message after the handshake."""
-"""Binding name -> its typed section (the keys of BINDING_SCHEMAS)."""
 
 
 @dataclass(frozen=True)
 class At:
-    """A value in an event: the event's type (one of several) and a JSON pointer."""
+    """A value in an event: the event's type (one of several) and a JSON pointer;
+    ``request``, where allowed (``references[].known``), a pointer pattern (``*``
+    for every member) of values the request document already carries."""
 
     event: tuple[str, ...]
     pointer: str
+    request: str | None = None
 
 
 @dataclass(frozen=True)
@@ -532,7 +542,7 @@ def type_names(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _at(doc: dict[str, Any]) -> At:
-    return At(type_names(doc["event"]), doc["pointer"])
+    return At(type_names(doc["event"]), doc["pointer"], doc.get("request"))
 
 
 @dataclass(frozen=True)
@@ -656,8 +666,8 @@ class Profile:
         nothing may follow it (ORDER-NOTHING-AFTER-END)."""
         if self.runs is not None:
             return "the profile allows several runs per stream (see LIFECYCLE-RUN)"
-        if set(self.order.first) & set(self.order.last):
-            return "the profile's last type also starts the stream: no type marks the end"
+        if set(self.order.first) <= set(self.order.last):
+            return "the profile's first type is also its last: no type marks the end"
         return None
 
     @property
@@ -699,13 +709,16 @@ class Profile:
                 messages = (ClientMessage(data.decode("utf-8", "replace"), after_events=0),) + messages
             else:
                 method, body = spec.method, data
-                hdrs.setdefault("Content-Type", case.content_type if case is not None and case.content_type
-                                else spec.content_type)
+                if case is not None and case.content_type:
+                    hdrs = {k: v for k, v in hdrs.items() if k.lower() != "content-type"}  # the case is about it
+                    hdrs["Content-Type"] = case.content_type
+                elif not any(k.lower() == "content-type" for k in hdrs):
+                    hdrs["Content-Type"] = spec.content_type
         return Request.make(transport, url, params=query, headers=hdrs, method=method, body=body, messages=messages,
                             end_types=self.end_types, type_field=self.type_field,
                             end_sentinel=getattr(section, "done_sentinel", None),
                             client_ends=getattr(section, "client_closes", False), question=asked,
-                            type_from_event=getattr(section, "event_name_is_type", False), **kwargs)
+                            type_from_event=getattr(section, "type_from_event_name", False), **kwargs)
 
     def asking(self, questions: list[str]) -> "Profile":
         """The same profile with other sample questions (``--question``)."""
@@ -897,6 +910,48 @@ def check_profile(raw: Any, source: str = "<profile>") -> list[str]:
         for j, name in enumerate(pair):
             if name not in names:
                 problems.append(f"{source}: parity[{i}][{j}]: '{name}' is not a transport of this profile")
+    for i, agg in enumerate(raw.get("aggregates", [])):
+        if agg["scope"] == "key" and not agg.get("key"):
+            problems.append(f"{source}: aggregates[{i}].key: scope key needs the pointers that name the text")
+        elif agg.get("key") and agg["scope"] != "key":
+            problems.append(f"{source}: aggregates[{i}].key: only with scope: key")
+    return problems + _request_problems(raw, source)
+
+
+_QUERY_CASE_KEYS = ("params", "omit")
+_DOCUMENT_CASE_KEYS = ("set", "remove", "raw", "content_type")
+
+
+def _request_problems(raw: dict[str, Any], source: str) -> list[str]:
+    """The request templates and cases, tried: each template must carry the
+    question, each case must fit the kind of request (query or document) and its
+    edits must apply to the rendered document. A case that silently did nothing
+    would send a valid request as an invalid one."""
+    from . import pointer
+
+    problems: list[str] = []
+    request = raw.get("request", {})
+    templates = [("request.body", request["body"])] if "body" in request else []
+    templates += [(f"transports.{name}.first_message", section["first_message"])
+                  for name, section in (raw.get("transports") or {}).items() if "first_message" in section]
+    for key, template in templates:
+        if not holds_question(template):
+            problems.append(f"{source}: {key}: no {{question}} in the template: every request would ask the same")
+    sample = (request.get("sample_questions") or ["hello"])[0]
+    for group in ("invalid", "valid_edge"):
+        for i, case in enumerate(request.get(group, [])):
+            where = f"{source}: request.{group}[{i}]"
+            wrong = _QUERY_CASE_KEYS if templates else _DOCUMENT_CASE_KEYS
+            for k in wrong:
+                if k in case:
+                    kind = "a JSON document (request.body or first_message)" if templates else "a query"
+                    problems.append(f"{where}.{k}: this profile's request is {kind}; use "
+                                    f"{', '.join(_DOCUMENT_CASE_KEYS if templates else _QUERY_CASE_KEYS)}")
+            for key, template in templates:
+                try:
+                    edit(render(template, sample), case.get("set", {}).items(), case.get("remove", ()))
+                except pointer.PointerError as exc:
+                    problems.append(f"{where}: the edit does not apply to {key}: {exc}")
     return problems
 
 

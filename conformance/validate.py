@@ -262,7 +262,7 @@ def _clock_findings(recording: Recording, profile: Profile) -> list[Finding]:
     for e in recording.events:
         ts = profile.timestamp_s(e.data)
         if e.t_wall > 0 and ts is not None and not plausible_ts(ts, e.t_wall):
-            return [finding("SCHEMA-TS-CLOCK", f"{field} is {short(e.data[field])}, {ts - e.t_wall:+.3g} s from the "
+            return [finding("SCHEMA-TS-SECONDS", f"{field} is {short(e.data[field])}, {ts - e.t_wall:+.3g} s from the "
                             f"client's clock at arrival: not {unit}", e.index, f"/{field}")]
     return []
 

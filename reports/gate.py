@@ -36,7 +36,8 @@ class GateResult:
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
+        """Every rule holds, and at least one applied: a gate that judged nothing passes nothing."""
+        return all(o.ok for o in self.outcomes) and any(o.verdict != "n/a" for o in self.outcomes)
 
     @property
     def failed(self) -> list[Outcome]:

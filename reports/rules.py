@@ -230,11 +230,24 @@ def evaluate(rule: Rule, current: Mapping[str, Any], baseline: Mapping[str, Any]
     return Outcome(rule, value, limit, verdict, detail, limit_detail)
 
 
-def expand(rules: list[Rule], summary: Mapping[str, Any]) -> list[Rule]:
-    """Each rule with ``*`` as its transport, once per transport the summary holds
-    (a ratio of two ``*``: once per ordered pair of different transports)."""
+def run_transports(summary: Mapping[str, Any]) -> list[str]:
+    """The transports the run was to measure: those of its profile (the load run
+    writes them as ``config.paths``), else those the summary holds. A transport of
+    the profile with no figures is then a rule with no data, not one that does not
+    apply."""
+    config = summary.get("config") if isinstance(summary, Mapping) else None
+    paths = config.get("paths") if isinstance(config, Mapping) else None
+    if isinstance(paths, Mapping) and paths:
+        return [str(t) for t in paths]
     transports = summary.get("transports") if isinstance(summary, Mapping) else None
-    names = [str(t) for t in transports] if isinstance(transports, Mapping) else []
+    return [str(t) for t in transports] if isinstance(transports, Mapping) else []
+
+
+def expand(rules: list[Rule], summary: Mapping[str, Any]) -> list[Rule]:
+    """Each rule with ``*`` as its transport, once per transport of the run
+    (:func:`run_transports`; a ratio of two ``*``: once per ordered pair of
+    different transports)."""
+    names = run_transports(summary)
     out: list[Rule] = []
     for rule in rules:
         starred = [p.startswith("*.") for p in rule.paths]
@@ -265,13 +278,13 @@ def _absent(rule: Rule, summary: Mapping[str, Any]) -> str | None:
     from conformance.contracts import METRICS
     from conformance.wire import TRANSPORTS
 
-    transports = summary.get("transports") if isinstance(summary, Mapping) else None
+    defined = run_transports(summary)
     config = summary.get("config") if isinstance(summary, Mapping) else None
     untimed = isinstance(config, Mapping) and "timestamp_field" in config and config["timestamp_field"] is None
     for path in rule.paths:
         name, _, rest = path.partition(".")
-        if isinstance(transports, Mapping) and name not in transports and name in TRANSPORTS:
-            return f"no {name} in this run"
+        if name not in defined and name in TRANSPORTS:
+            return f"the run's profile has no {name}"
         metric = METRICS.get(rest.split(".")[0])
         if untimed and metric is not None and metric.needs_timestamp:
             return "the profile's events carry no timestamp"
@@ -285,9 +298,22 @@ def evaluate_all(rules: list[Rule], current: Mapping[str, Any],
     run did not measure is not applicable)."""
     rules = expand(rules, current)
     absent = {rule.text: _absent(rule, current) for rule in rules}
-    check([r for r in rules if not absent[r.text]], current, baseline)
-    return [Outcome(rule, None, rule.limit, "n/a", absent[rule.text]) if absent[rule.text]
-            else evaluate(rule, current, baseline) for rule in rules]
+    transports = current.get("transports") if isinstance(current, Mapping) else None
+    measured = set(transports) if isinstance(transports, Mapping) else set()
+    defined = set(run_transports(current))
+    unmeasured = {rule.text: next((p.split(".")[0] for p in rule.paths
+                                   if p.split(".")[0] in defined and p.split(".")[0] not in measured), None)
+                  for rule in rules if not absent[rule.text]}
+    check([r for r in rules if not absent[r.text] and not unmeasured[r.text]], current, baseline)
+    out = []
+    for rule in rules:
+        if absent[rule.text]:
+            out.append(Outcome(rule, None, rule.limit, "n/a", absent[rule.text]))
+        elif unmeasured[rule.text]:  # the profile has it, the run measured nothing on it
+            out.append(Outcome(rule, None, rule.limit, "no data", f"no {unmeasured[rule.text]} figures in this run"))
+        else:
+            out.append(evaluate(rule, current, baseline))
+    return out
 
 
 def fmt(value: float | None) -> str:

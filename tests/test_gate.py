@@ -297,3 +297,22 @@ def test_cli_bad_input_exits_2(files: dict[str, Path], case: str, words: str) ->
     assert out.returncode == 2, out.stdout + out.stderr
     assert words in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_star_rules_follow_the_profile_and_a_gate_that_judged_nothing_fails(tmp_path) -> None:
+    """``*`` expands over the run's profile (config.paths): a transport the profile
+    has but the run did not measure is no data (a failure), one it lacks is N/A,
+    a name that is no transport stays an error, and a gate of only N/A rules fails."""
+    from reports.gate import GateResult
+    from reports.rules import RuleError, evaluate_all, parse_rule
+
+    figures = {"streams_ok": 3, "metrics": {"ttfe": {"p50_ms": 2.0}}}
+    summary = {"config": {"paths": {"sse": "/a", "ws": "/b"}, "timestamp_field": "ts"}, "transports": {"sse": figures}}
+    out = evaluate_all([parse_rule("*.streams_ok >= 1")], summary)
+    assert [(o.rule.text, o.verdict) for o in out] == [("sse.streams_ok >= 1", "pass"), ("ws.streams_ok >= 1", "no data")]
+    sse_only = {"config": {"paths": {"sse": "/a"}}, "transports": {"sse": figures}}
+    out = evaluate_all([parse_rule("ws.streams_ok >= 1"), parse_rule("*.ttfe.p50_ms / *.ttfe.p50_ms <= 5")], sse_only)
+    assert [o.verdict for o in out] == ["n/a"]
+    assert not GateResult(out).ok
+    with pytest.raises(RuleError):
+        evaluate_all([parse_rule("wss.streams_ok >= 1")], sse_only)

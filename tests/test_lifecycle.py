@@ -124,3 +124,21 @@ def test_echoes_hold_within_each_run() -> None:
 def test_runs_do_not_nest_and_only_an_error_comes_between_them() -> None:
     assert rules(_run() + [{"type": "RUN_ERROR", "message": "late"}]) == []
     assert rules(_run() + [{"type": "STEP_STARTED", "stepName": "s"}]) == ["LIFECYCLE-RUN", "ORDER-LAST-STREAM-END"]
+
+
+def test_a_tool_result_may_name_a_call_of_the_conversation_so_far() -> None:
+    result = {"type": "TOOL_CALL_RESULT", "messageId": "m9", "toolCallId": "call_old", "content": "sunny"}
+    history = {"threadId": "t", "runId": "r", "messages": [
+        {"id": "a1", "role": "assistant", "toolCalls": [{"id": "call_old", "type": "function",
+                                                          "function": {"name": "get_weather", "arguments": "{}"}}]}]}
+    assert rules(_run(result), history) == []
+    assert rules(_run(result)) == ["REF-KNOWN-ID"]
+
+
+def test_an_error_ends_the_run_with_whatever_is_open() -> None:
+    events = [{"type": "RUN_STARTED", "threadId": "t", "runId": "r"},
+              {"type": "TEXT_MESSAGE_START", "messageId": "m", "role": "assistant"},
+              {"type": "TOOL_CALL_START", "toolCallId": "c", "toolCallName": "f"},
+              {"type": "RUN_ERROR", "message": "overloaded"}]
+    assert rules(events) == []
+    assert rules(events[:-1] + [{"type": "RUN_FINISHED", "threadId": "t", "runId": "r"}]) == ["LIFECYCLE-SPAN"]

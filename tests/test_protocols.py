@@ -114,6 +114,8 @@ def test_pydantic_ai_agui_passes_the_whole_suite_as_a_user_runs_it(agui_url: str
     ("ag-ui/1.0", "/error", ("LIFECYCLE-RUN", "LIFECYCLE-SPAN", "ECHO-REQUEST", "ORDER-LAST-STREAM-END")),
     ("vercel-ai-ui", "/vercel", ("LIFECYCLE-SPAN", "REF-KNOWN-ID", "SSE-DONE-SENTINEL", "SSE-X-ACCEL-BUFFERING",
                                  "ORDER-EXACTLY-ONCE", "SSE-NOT-BUFFERED")),
+    ("vercel-ai-ui", "/vercel-error", ("LIFECYCLE-SPAN", "SSE-DONE-SENTINEL", "ORDER-LAST-STREAM-END",
+                                       "ORDER-NOTHING-AFTER-END")),
 ])
 def test_pydantic_ai_agents_pass_every_stream_rule(agui_url: str, profile: str, path: str,
                                                    judged: tuple[str, ...]) -> None:

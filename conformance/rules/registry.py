@@ -138,6 +138,7 @@ def profile_words(profile: Any) -> dict[str, str]:
         "type": profile.type_field, "seq": profile.seq_field or "the sequence field",
         "ts": profile.timestamp_field or "the timestamp",
         "gauge": profile.disconnect.gauge or "the open-streams gauge",
+        "sse_should_headers": "none asked for", "cancel_expect": "its answer", "cancel_type": "the answer",
     }
     stream_sum = next((a for a in profile.aggregates if a.scope == "stream"), None)
     words["stream_sum"] = (f"{stream_sum.full}{stream_sum.pointer.replace('/', '.')} equals the concatenation of all "
@@ -148,14 +149,15 @@ def profile_words(profile: Any) -> dict[str, str]:
         for key, value in vars(section).items():
             if isinstance(value, (int, str)) and not isinstance(value, bool):
                 words.setdefault(f"{section.binding}_{key}", str(value))
-        headers = getattr(section, "should_headers", None)
-        if headers:
-            words.setdefault(f"{section.binding}_should_headers", ", ".join(f"{k}: {v}" for k, v in headers.items()))
-        cancel = getattr(section, "cancel", None)
-        if cancel is not None:
-            words.setdefault("cancel_expect", ", ".join(f"{k} {v}" for k, v in cancel.expect.items()
-                                                        if k != profile.type_field) or "its answer")
-            words.setdefault("cancel_type", str(cancel.expect.get(profile.type_field, "the answer")))
+        if section in profile.transports.values():  # the profile's own words, before the defaults above
+            headers = getattr(section, "should_headers", None)
+            if headers:
+                words[f"{section.binding}_should_headers"] = ", ".join(f"{k}: {v}" for k, v in headers.items())
+            cancel = getattr(section, "cancel", None)
+            if cancel is not None:
+                words["cancel_expect"] = ", ".join(f"{k} {v}" for k, v in cancel.expect.items()
+                                                   if k != profile.type_field) or "its answer"
+                words["cancel_type"] = str(cancel.expect.get(profile.type_field, "the answer"))
     return words
 
 

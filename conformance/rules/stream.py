@@ -67,11 +67,11 @@ def schema_event(rec, ctx):
     return _own("SCHEMA-EVENT", rec, ctx)
 
 
-@stream_rule("SCHEMA-TS-CLOCK", "MUST", "2", requires=[HAS_EVENTS],
+@stream_rule("SCHEMA-TS-SECONDS", "MUST", "2", requires=[HAS_EVENTS],
              skip_unless=lambda ctx: None if ctx.profile.timestamp_field else "the profile names no timestamp field")
 def schema_ts_seconds(rec, ctx):
     """the timestamp is the server's wall clock in the profile's unit (within an hour of the client's)"""
-    return _own("SCHEMA-TS-CLOCK", rec, ctx)
+    return _own("SCHEMA-TS-SECONDS", rec, ctx)
 
 
 @stream_rule("ORDER-FIRST-START", "MUST", "3")

@@ -133,6 +133,9 @@ SCRIPTS: tuple[Script, ...] = (
         {"type": "TOOL_CALL_CHUNK", "toolCallId": "call_9", "toolCallName": "get_weather", "delta": '{"city":'},
         {"type": "TOOL_CALL_CHUNK", "delta": '"Paris"}'},
         {"type": "TOOL_CALL_RESULT", "messageId": "m9", "toolCallId": "call_9", "content": "sunny"}))),
+    Script("agui-error-mid-message", AG_UI, (_run()[0], *_text()[:2], {"type": "RUN_ERROR", "message": "overloaded"})),
+    Script("agui-first-chunk-without-id", AG_UI, tuple(_run({"type": "TEXT_MESSAGE_CHUNK", "delta": "Hello"})),
+           "LIFECYCLE-SPAN"),
     Script("agui-nested-run", AG_UI, tuple(_run({"type": "RUN_STARTED", "threadId": T, "runId": "inner"}, *_text())),
            "LIFECYCLE-RUN"),
     Script("agui-event-after-finish", AG_UI, tuple(_run(*_text()) + _text("m2") + [{"type": "RUN_FINISHED", "threadId": T, "runId": R}]),
@@ -165,9 +168,9 @@ SCRIPTS: tuple[Script, ...] = (
            "ECHO-EVENT", sentinel="[DONE]"),
     # --- OpenAI Responses ---
     Script("responses-ok", RESPONSES, tuple(_responses()), named=True),
-    # the type only in the event: name (as LangGraph sends it): the name is the type
+    # the type only in the event: name: the OpenAI SDK reads data.type (type_from_event_name is for LangGraph)
     Script("responses-type-in-name-only", RESPONSES,
-           tuple({k: v for k, v in e.items() if k != "type"} for e in _responses()), named=True,
+           tuple({k: v for k, v in e.items() if k != "type"} for e in _responses()), "SCHEMA-ENVELOPE", named=True,
            rename={i: e["type"] for i, e in enumerate(_responses())}),
     Script("responses-name-not-type", RESPONSES, tuple(_responses()), "SSE-EVENT-TYPE", named=True,
            rename={4: "response.output_text"}),

@@ -38,7 +38,7 @@ DEFECTS: list[Defect] = [
            "SCHEMA-TYPE-KNOWN"),
     Defect("empty-chunk", "starlette", "schema", "a code_chunk with an empty chunk", "SCHEMA-EVENT"),
     Defect("seq-as-string", "starlette", "schema", "seq is a string (\"3\") instead of an integer", "SCHEMA-ENVELOPE"),
-    Defect("ts-milliseconds", "aiohttp", "schema", "ts in milliseconds, not Unix seconds", "SCHEMA-TS-CLOCK"),
+    Defect("ts-milliseconds", "aiohttp", "schema", "ts in milliseconds, not Unix seconds", "SCHEMA-TS-SECONDS"),
     # -- order --
     Defect("missing-start", "fastapi", "order", "the stream begins with progress: no start", "ORDER-FIRST-START"),
     Defect("missing-stream-end", "aiohttp", "order", "the stream ends after complete: no stream_end",

@@ -10,8 +10,11 @@ question. The framing, the event shapes and the lifecycle are aimock's own.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,25 +61,33 @@ def serve(fixtures: list[dict[str, Any]] | None = None, agui: list[dict[str, Any
     sock = _free_socket()
     port = sock.getsockname()[1]
     sock.close()  # aimock binds it itself; the window is tiny on loopback
-    work = tmp or Path(modules).parent
+    work = tmp or Path(tempfile.mkdtemp(prefix="aimock-"))
     config = {"port": port, "host": "127.0.0.1",
               "llm": {"fixtures": str(_write(work / f"aimock-llm-{port}.json", {"fixtures": fixtures or FIXTURES}))}}
     if agui is not None:
         config["agui"] = {"path": "/agui", "fixtures": agui}
     cfg = _write(work / f"aimock-config-{port}.json", config)
     cli = modules / "@copilotkit" / "aimock" / "dist" / "aimock-cli.js"
-    proc = subprocess.Popen([node, str(cli), "--config", str(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # its own session: a killed test run's process group takes the mock with it
+    proc = subprocess.Popen([node, str(cli), "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(base, proc)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
 
 
 def _write(path: Path, doc: Any) -> Path:
@@ -88,13 +99,12 @@ def _wait(base: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"aimock exited with {proc.returncode}:\n{out[-2000:]}")
+            raise RuntimeError(f"aimock exited with {proc.returncode} before answering at {base}")
         try:
             if httpx.get(base + "/health", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    proc.kill()
+    _stop(proc)
     raise RuntimeError(f"aimock did not answer at {base} within {timeout:.0f} s")

@@ -7,7 +7,9 @@ agents on models that need no network or key, one endpoint each:
 - ``/state``: a tool whose return carries a STATE_SNAPSHOT and a STATE_DELTA;
 - ``/error``: a model that fails mid-stream (the adapter ends the run with RUN_ERROR);
 - ``/vercel``: the ``/function`` agent behind pydantic-ai's Vercel AI adapter
-  (``VercelAIAdapter``: the AI SDK's UI message stream, ending ``data: [DONE]``).
+  (``VercelAIAdapter``: the AI SDK's UI message stream, ending ``data: [DONE]``);
+- ``/vercel-error``: the ``/error`` agent behind it (an error part mid-message,
+  then finish-step, finish and [DONE]).
 
 The adapter, its event encoder and uvicorn are pydantic-ai's and uvicorn's own;
 only the agents are written here, the way a backend author writes them.
@@ -107,11 +109,15 @@ def create_app() -> Starlette:
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def vercel(request: Request) -> Response:
-        return await VercelAIAdapter.dispatch_request(request, agent=agents["/function"])
+    def vercel(agent: Agent):
+        async def run(request: Request) -> Response:
+            return await VercelAIAdapter.dispatch_request(request, agent=agent)
+        return run
 
     routes = [Route(path, endpoint(agent), methods=["POST"]) for path, agent in agents.items()]
-    return Starlette(routes=routes + [Route("/vercel", vercel, methods=["POST"]), Route("/health", health)])
+    routes += [Route("/vercel", vercel(agents["/function"]), methods=["POST"]),
+               Route("/vercel-error", vercel(agents["/error"]), methods=["POST"])]
+    return Starlette(routes=routes + [Route("/health", health)])
 
 
 @contextmanager

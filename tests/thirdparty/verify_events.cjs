@@ -1,9 +1,10 @@
-// Feed AG-UI events through the official client's verifier (@ag-ui/client's
-// verifyEvents) and say what it thinks of each stream. Run with NODE_PATH set
+// Feed AG-UI events through the official client's pipeline (@ag-ui/client's
+// transformChunks, which expands *_CHUNK shorthands, then verifyEvents), as its
+// HttpAgent does, and say what it thinks of each stream. Run with NODE_PATH set
 // to the node_modules that holds @ag-ui/client (tests/provision.py installs it).
 // Input (stdin): one JSON document per line: {"name": ..., "events": [...]}.
 // Output (stdout): one JSON line per stream: {"name", "ok", "error"}.
-const { verifyEvents } = require("@ag-ui/client");
+const { transformChunks, verifyEvents } = require("@ag-ui/client");
 const { from, lastValueFrom, toArray } = require("rxjs");
 const { createInterface } = require("node:readline");
 
@@ -14,7 +15,7 @@ const { createInterface } = require("node:readline");
     const { name, events } = JSON.parse(line);
     let ok = true, error = null;
     try {
-      await lastValueFrom(from(events).pipe(verifyEvents(false), toArray()));
+      await lastValueFrom(from(events).pipe(transformChunks(false), verifyEvents(false), toArray()));
     } catch (e) {
       ok = false;
       error = String(e && e.message ? e.message : e);
