@@ -10,6 +10,7 @@ e.g. ``python -m load --headless -u 4 -r 4 -t 30s --results-dir results/run1``.
 Options of this helper (taken out before Locust sees the rest):
 
   --sweep        use the step shape (load/sweep.py) instead of constant users
+  --open         use the open model (load/open.py): --arrival-rate streams per second
   --pace-ms N    the embedded server's pace (delay before each chunk event, ms)
 """
 
@@ -34,6 +35,8 @@ def split_args(argv: list[str]) -> tuple[bool, float | None, list[str]]:
     for arg in it:
         if arg == "--sweep":
             sweep = True
+        elif arg == "--open":
+            sweep = "open"
         elif arg == "--pace-ms" or arg.startswith("--pace-ms="):
             value = arg.split("=", 1)[1] if "=" in arg else next(it, None)
             if value is None:
@@ -56,7 +59,8 @@ def has_option(args: list[str], *names: str) -> bool:
 def locust_command(args: list[str], *, sweep: bool, host: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "locust"]
     if not has_option(args, "-f", "--locustfile"):
-        cmd += ["-f", str(HERE / ("sweep.py" if sweep else "locustfile.py"))]
+        name = {True: "sweep.py", "open": "open.py"}.get(sweep, "locustfile.py")  # type: ignore[call-overload]
+        cmd += ["-f", str(HERE / name)]
     if host is not None:
         cmd += ["--host", host]
     return cmd + args

@@ -75,6 +75,9 @@ class _RunState:
         # level (and tells the workers) just before the test starts.
         self.level: int | None = None
         self.level_times: dict[int, list[float]] = {}
+        self.extra: dict[str, Any] = {}
+        """Summary section -> a function giving its content at the end (a
+        locustfile's own figures, e.g. the open model's arrivals)."""
 
     def reset(self) -> None:
         self.config: LoadConfig | None = None
@@ -372,7 +375,8 @@ def _config_record(environment: Any, workers: int) -> dict[str, Any]:
     return {
         "host": cfg.host, "users": users, "spawn_rate": getattr(opts, "spawn_rate", None),
         "run_time_s": getattr(opts, "run_time", None),
-        "shape": "step" if sweep else ("custom" if shape is not None else "constant"),
+        "shape": "step" if sweep else ("constant" if shape is None else
+                                       "open" if type(shape).__name__ == "OpenShape" else "custom"),
         "steps": cfg.steps if sweep else None, "step_time_s": cfg.step_time_s if sweep else None,
         "questions": STATE.questions, "params": cfg.params,
         "paths": {t: path_for(t, cfg, profile) for t in transports_for(profile)},
@@ -402,6 +406,7 @@ def _write_run(environment: Any) -> None:
         run, cpu, workers, per_worker = STATE.run, [STATE.cpu], 1, None
     levels = {n: (t[0], t[1]) for n, t in STATE.level_times.items()}
     extra = {"merged_from": per_worker} if per_worker is not None else {}
+    extra.update({key: fn() for key, fn in STATE.extra.items()})
     summary = write_results(
         cfg.results_dir, run, config=_config_record(environment, workers), started_wall=STATE.started_wall,
         duration_s=(STATE.stopped_wall or time.time()) - STATE.started_wall, cpu=cpu, levels=levels, extra=extra,
