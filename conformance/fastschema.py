@@ -188,3 +188,22 @@ def loads(text: str) -> Any:
     if text.startswith("\ufeff"):  # json.loads refuses it before decoding; the decoder alone would not say so
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     return _STRICT.decode(text)
+
+
+class disabled:
+    """Within ``with disabled():`` every event takes the slow path (jsonschema and
+    the standard JSON decoder): what the harness benchmark prints as the path
+    before the fast one, in the same run."""
+
+    def __enter__(self) -> "disabled":
+        global ENGINE, _orjson
+        self._saved = ENGINE, _orjson, dict(_CHECKERS)
+        ENGINE, _orjson = None, None
+        _CHECKERS.clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global ENGINE, _orjson
+        ENGINE, _orjson, checkers = self._saved
+        _CHECKERS.clear()
+        _CHECKERS.update(checkers)
