@@ -82,6 +82,22 @@ def _run(cmd: list[str]) -> int:
             return proc.wait(timeout=30)
 
 
+def own_help() -> str:
+    """The load scenarios' own options, as --help text. ``locust --help`` prints its
+    help before it imports a locustfile, so it never lists a locustfile's options:
+    this is where they are listed (they are also fields of Locust's web UI)."""
+    import argparse
+
+    from load.config import add_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m load", add_help=False, usage=argparse.SUPPRESS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Options of the agentstream load scenarios (given on the command "
+                                                 "line, or in the fields of Locust's web UI); Locust's own follow.")
+    add_arguments(parser)
+    return parser.format_help()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -91,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if has_option(rest, "-h", "--help"):
         print(__doc__)
+        print(own_help())
+        sys.stdout.flush()
         return _run(locust_command(rest, sweep=sweep, host=None))
     if has_option(rest, "-H", "--host"):
         return _run(locust_command(rest, sweep=sweep, host=None))

@@ -533,6 +533,12 @@ class RunAccumulator:
     def levels(self) -> list[int]:
         return sorted(k for k in self.parts if k is not None)
 
+    def to_wire_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Only the stream counts of :meth:`to_wire` (cheap: for a progress line)."""
+        return {("all" if k is None else str(k)): {t: {"streams": a.streams, "streams_ok": a.streams_ok,
+                                                      "violations": a.violations} for t, a in by_t.items()}
+                for k, by_t in self.parts.items()}
+
     def total(self) -> dict[str, TransportAccumulator]:
         """Every level merged, per transport."""
         out: dict[str, TransportAccumulator] = {}
