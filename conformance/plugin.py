@@ -124,7 +124,12 @@ def base_url(config: pytest.Config) -> str | None:
     return value or None
 
 
+_CONFIG: list[pytest.Config] = []
+"""The running config (pytest_runtest_logfinish is not given it)."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG[:] = [config]
     config.addinivalue_line("markers", "conformance: a rule test of the agent-stream conformance suite")
     config.stash[STATE_KEY] = SuiteState(config)
     base = base_url(config)
@@ -385,7 +390,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     and record everything the selected rules need."""
     state = session.config.stash[STATE_KEY]
     if state.selected and not session.config.option.collectonly and any(not i.unavailable for i in state.selected):
+        progress = Progress.of(session.config)
+        progress.say(f"recording the streams of {progress.total} rules ({len(state.selected)} checks) ...")
         state.session()
+        progress.say(f"recorded in {time.time() - progress.started:.1f} s; judging")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -502,3 +510,55 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path = config.getoption("conformance_report", None)
     if path:
         terminalreporter.write_line(f"report written to {path}")
+
+
+class Progress:
+    """Rules done out of total, on the terminal while the suite runs: a line before
+    and after the recording (the long part), then at most one every
+    ``EVERY_S`` seconds as the checks finish, and the last one. A rule is done
+    when every check of it (one per transport or pair) has finished."""
+
+    EVERY_S = 2.0
+
+    def __init__(self, config: pytest.Config, items: list[RuleItem]) -> None:
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.left: dict[str, int] = {}
+        self.rule_of: dict[str, str] = {}
+        for item in items:
+            self.left[item.rule_id] = self.left.get(item.rule_id, 0) + 1
+            self.rule_of[item.nodeid] = item.rule_id
+        self.total, self.done, self.checks = len(self.left), 0, 0
+        self.started = self.last = time.time()
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> "Progress":
+        state = config.stash[STATE_KEY]
+        if getattr(state, "progress", None) is None:
+            state.progress = cls(config, state.selected)
+        return state.progress
+
+    def say(self, text: str) -> None:
+        if self.reporter is not None and self.total:
+            if getattr(self.reporter._tw, "width_of_current_line", 0):
+                self.reporter._tw.line()  # end the row of dots first
+            self.reporter.write_line(f"[conformance] {text}")
+            self.last = time.time()
+
+    def finished(self, nodeid: str) -> None:
+        rule = self.rule_of.pop(nodeid, None)
+        if rule is None:
+            return
+        self.checks += 1
+        self.left[rule] -= 1
+        if self.left[rule] == 0:
+            self.done += 1
+        now = time.time()
+        if self.done == self.total or now - self.last >= self.EVERY_S:
+            self.last = now
+            self.say(f"{self.done}/{self.total} rules done ({self.checks} checks, {now - self.started:.1f} s)")
+
+
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    config = _CONFIG[0] if _CONFIG else None
+    if config is not None and STATE_KEY in config.stash and config.stash[STATE_KEY].selected:
+        Progress.of(config).finished(nodeid)

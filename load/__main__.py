@@ -10,6 +10,7 @@ e.g. ``python -m load --headless -u 4 -r 4 -t 30s --results-dir results/run1``.
 Options of this helper (taken out before Locust sees the rest):
 
   --sweep        use the step shape (load/sweep.py) instead of constant users
+  --open         use the open model (load/open.py): --arrival-rate streams per second
   --pace-ms N    the embedded server's pace (delay before each chunk event, ms)
   --network NAME a network condition between the users and the backend (a shaping
                  relay on loopback; names and custom specs in docs/networks.md)
@@ -40,6 +41,8 @@ def split_args(argv: list[str]) -> tuple[bool, float | None, list[str]]:
     for arg in it:
         if arg == "--sweep":
             sweep = True
+        elif arg == "--open":
+            sweep = "open"
         elif arg == "--pace-ms" or arg.startswith("--pace-ms="):
             value = arg.split("=", 1)[1] if "=" in arg else next(it, None)
             if value is None:
@@ -62,7 +65,8 @@ def has_option(args: list[str], *names: str) -> bool:
 def locust_command(args: list[str], *, sweep: bool, host: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "locust"]
     if not has_option(args, "-f", "--locustfile"):
-        cmd += ["-f", str(HERE / ("sweep.py" if sweep else "locustfile.py"))]
+        name = {True: "sweep.py", "open": "open.py"}.get(sweep, "locustfile.py")  # type: ignore[call-overload]
+        cmd += ["-f", str(HERE / name)]
     if host is not None:
         cmd += ["--host", host]
     return cmd + args
@@ -84,6 +88,22 @@ def _run(cmd: list[str]) -> int:
             return proc.wait(timeout=30)
 
 
+def own_help() -> str:
+    """The load scenarios' own options, as --help text. ``locust --help`` prints its
+    help before it imports a locustfile, so it never lists a locustfile's options:
+    this is where they are listed (they are also fields of Locust's web UI)."""
+    import argparse
+
+    from load.config import add_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m load", add_help=False, usage=argparse.SUPPRESS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Options of the agentstream load scenarios (given on the command "
+                                                 "line, or in the fields of Locust's web UI); Locust's own follow.")
+    add_arguments(parser)
+    return parser.format_help()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -94,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if has_option(rest, "-h", "--help"):
         print(__doc__)
+        print(own_help())
+        sys.stdout.flush()
         return _run(locust_command(rest, sweep=sweep, host=None))
     if has_option(rest, "-H", "--host"):
         if network is None and proxy is None:

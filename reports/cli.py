@@ -239,17 +239,19 @@ def _steps(args: argparse.Namespace, transports: Sequence[str], base_url: str, o
             return EXIT_FAIL
         all_results.append(results)
 
-    from reports.compare import ReportInputError, build_report
+    from reports.compare import GateRulesError, ReportInputError, build_report
     from reports.gate import CI_RULES, GateInputError, run_gate
 
     try:
+        rules = CI_RULES if args.rules == "ci" else Path(args.rules)
+        # the report holds the gate's verdicts too; run_gate below decides the exit status
         html = build_report(all_results, out / "report",
-                            conformance=conformance_json if conformance_json.is_file() else None)
+                            conformance=conformance_json if conformance_json.is_file() else None,
+                            gate_rules=rules, baseline=args.baseline)
     except ReportInputError as exc:
         print(f"agentstream: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return EXIT_BAD_INPUT if isinstance(exc, GateRulesError) else EXIT_FAIL
     _say("report", f"written to {html} (and report.md, summary.json beside it)")
-    rules = CI_RULES if args.rules == "ci" else Path(args.rules)
     try:
         gate = run_gate(html.parent / "summary.json", rules, baseline=args.baseline,
                         markdown_out=out / "gate.md")

@@ -36,15 +36,23 @@ import pandas as pd
 from conformance.contracts import Format
 from conformance.wire import label
 from reports import conditions, plots
+from reports import stats
+from reports.claims import SOURCE as CLAIMS_SOURCE
 from reports.claims import Claim, evaluate_claims
 from reports.metrics import definitions
-from reports.render import Block, Bullets, Heading, Image, Para, Table, to_html, to_markdown
+from reports.render import Block, Bullets, Code, Heading, Image, Para, Table, to_html, to_markdown
+from reports.rules import fmt
 from reports.results import ReportInputError, Run, load_conformance, load_run
-from reports.tables import (config_table, conformance_frame, derive, headline_table, latency_table, other_table,
+from reports.tables import (HEADLINE, config_table, conformance_frame, derive, headline_table, latency_table,
+                            other_table,
                             sweep_frame, throughput_frame, value_columns)
 from reports.transports import columns, listing, pairs, ratio_column
 
-__all__ = ["ReportInputError", "build_report", "build", "merged_transports"]
+__all__ = ["GateRulesError", "ReportInputError", "build_report", "build", "merged_transports"]
+
+
+class GateRulesError(ReportInputError):
+    """The gate rules (or baseline) given to the report are bad input."""
 
 
 def merged_transports(runs: Sequence[Run]) -> tuple[dict[str, Any], dict[str, Run]]:
@@ -71,12 +79,15 @@ def merged_transports(runs: Sequence[Run]) -> tuple[dict[str, Any], dict[str, Ru
     return out, source
 
 
-def _sweep_points(runs: Sequence[Run]) -> list[tuple[int, str, Mapping[str, Any]]]:
-    points = [(users, f"{run.label}/levels/{users}", s) for run in runs for users, s in run.levels]
+def _sweep_points(runs: Sequence[Run]) -> list[tuple[int, str, Mapping[str, Any], Any]]:
+    """(users, source, summary, its time histograms) of every sweep level, or of
+    every run when runs with different numbers of users are compared."""
+    points = [(users, f"{run.label}/levels/{users}", s, run.level_histograms.get(users))
+              for run in runs for users, s in run.levels]
     if points:
         return points
-    by_users = [(run.users, run.label, run.summary) for run in runs if run.users is not None]
-    if len({u for u, _, _ in by_users}) >= 2:
+    by_users = [(run.users, run.label, run.summary, run.histograms) for run in runs if run.users is not None]
+    if len({p[0] for p in by_users}) >= 2:
         return by_users  # type: ignore[return-value]
     return []
 
@@ -110,9 +121,30 @@ def _claims_table(claims: list[Claim]) -> pd.DataFrame:
         "WS measured": c.ws_measured,
         "unit": c.unit,
         "ratio SSE/WS": c.measured_ratio,
+        "95 % interval": (f"{fmt(c.interval.low)} to {fmt(c.interval.high)}" if c.interval is not None else None),
+        "streams SSE / WS": (f"{c.interval.n_a} / {c.interval.n_b}" if c.interval is not None else None),
         "claimed ratio": c.claimed_ratio,
         "verdict": c.text,
     } for c in claims])
+
+
+def _ratio_intervals(transports: Mapping[str, Any], prs: Sequence[tuple[str, str]],
+                     samples: Mapping[str, Sequence[Any]] | None) -> pd.DataFrame:
+    """Every headline ratio with its bootstrap interval over streams and its sample sizes."""
+    cols = columns(list(transports))
+    rows = []
+    for label_, path, unit in HEADLINE:
+        figure = stats.FIGURES.get(path)
+        if figure is None:
+            continue
+        for p in prs:
+            a, b = (samples or {}).get(p[0]) or [], (samples or {}).get(p[1]) or []
+            iv = stats.ratio_interval(a, b, figure) if a and b else None
+            rows.append({"ratio": ratio_column(p, cols), "of": label_,
+                         "value (from the samples)": iv.value if iv else None,
+                         "95 % interval": f"{fmt(iv.low)} to {fmt(iv.high)}" if iv else "no samples",
+                         f"streams ({cols[p[0]]} / {cols[p[1]]})": f"{len(a)} / {len(b)}"})
+    return pd.DataFrame(rows)
 
 
 def _conformance_blocks(report: Mapping[str, Any], transports: Sequence[str]) -> list[Block]:
@@ -130,7 +162,7 @@ def _conformance_blocks(report: Mapping[str, Any], transports: Sequence[str]) ->
         blocks.append(Table(table))
     else:
         blocks.append(Para("The conformance report holds no rules."))
-    return blocks
+    return blocks + _failure_blocks(report)
 
 
 def _conformance_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -145,9 +177,65 @@ def _conformance_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | N
     }
 
 
+def _verdict_blocks(conformance: Mapping[str, Any] | None, gate: Any, claims: Sequence[Claim]) -> list[Block]:
+    """What the reader came for, first: conformance, gate and claims in a few lines."""
+    items = []
+    if conformance is not None:
+        t = conformance.get("totals") or {}
+        failed = _conformance_summary(conformance)["failed"]  # type: ignore[index]
+        word = "FAIL" if t.get("fail") else "PASS"
+        items.append(f"**conformance: {word}**: {t.get('pass', 0)} pass, {t.get('fail', 0)} fail, "
+                     f"{t.get('warn', 0)} warn, {t.get('skip', 0)} skip"
+                     + (f" (failing: {', '.join(failed)})" if failed else ""))
+    else:
+        items.append("conformance: not run (no `--conformance` report given)")
+    if gate is not None:
+        items.append(f"**gate: {'PASS' if gate.ok else 'FAIL'}**: {len(gate.outcomes) - len(gate.failed)} of "
+                     f"{len(gate.outcomes)} rules hold"
+                     + (f" (failing: {', '.join(f'`{o.rule.text}`' for o in gate.failed)})" if gate.failed else ""))
+    else:
+        items.append("gate: not applied here (no `--rules` given)")
+    counts: dict[str, int] = {}
+    for c in claims:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
+    items.append("**claims**: " + "; ".join(f"{c.claim}: **{c.verdict}**" for c in claims))
+    ok = (conformance is None or not (conformance.get("totals") or {}).get("fail")) and (gate is None or gate.ok)
+    return [Heading("Verdict"), Bullets(items),
+            Para("All green." if ok else "Something failed: see the sections below.", "" if ok else "warn")]
+
+
+def _gate_blocks(gate: Any) -> list[Block]:
+    rows = [{"rule": f"`{rule}`", "value": value, "limit": limit, "verdict": verdict,
+             "why": o.rule.why or ""} for (rule, value, limit, verdict), o in zip(gate.rows(), gate.outcomes)]
+    return [Heading("Gate"), Para(f"{gate.summary_line()}; the rules as given to `--rules`."),
+            Table(pd.DataFrame(rows))]
+
+
+def _failure_blocks(report: Mapping[str, Any]) -> list[Block]:
+    """Every failing or warning check with its whole message and its reproduction lines."""
+    out: list[Block] = []
+    for r in report.get("rules") or []:
+        if not isinstance(r, Mapping) or r.get("verdict") not in ("fail", "warn"):
+            continue
+        if not out:
+            out.append(Heading("Failures and warnings, whole", 3))
+        out.append(Para(f"**{r.get('id')}** [{r.get('transport') or 'all'}]: {r.get('verdict')}"))
+        message = str(r.get("message") or "")
+        if message:
+            out.append(Code(message.splitlines()))
+        repro = [str(x) for x in r.get("reproduce") or [] if isinstance(x, str)]
+        if repro:
+            out.append(Para("reproduce:"))
+            out.append(Code(repro))
+    return out
+
+
 def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
-          title: str | None = None) -> tuple[list[Block], dict[str, Any], dict[str, bytes]]:
-    """The report's blocks, its summary.json content and its plots (name → PNG)."""
+          title: str | None = None, gate_rules: Any = None,
+          baseline: Any = None) -> tuple[list[Block], dict[str, Any], dict[str, bytes]]:
+    """The report's blocks, its summary.json content and its plots (name → PNG).
+    ``gate_rules`` (a rules file, ``"ci"``, or rule strings; with ``baseline``)
+    puts the gate's verdicts in the report."""
     if not runs:
         raise ReportInputError("no results directory given")
     transports, source = merged_transports(runs)
@@ -160,7 +248,8 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
     numeric = value_columns(transports, prs)
     title = title or f"{listing(names)}: agent stream report"
     claim_summary = {"transports": transports, "clock": primary.get("clock") or {}}
-    claims = evaluate_claims(claim_summary, ts)
+    samples = {t: src.samples[t] for t, src in source.items() if src.samples is not None and t in src.samples}
+    claims = evaluate_claims(claim_summary, ts, samples)
     sweep_df = sweep_frame(_sweep_points(runs))
     tl = [throughput_frame(src.timeline, [t]) for t, src in source.items()]
     tl_df = pd.concat(tl, ignore_index=True) if tl else throughput_frame(None)
@@ -184,11 +273,26 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
         sources = ", ".join(f"{label(t)} from `{src.path}`" for t, src in source.items())
     b.append(Para(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} from {sources}."))
 
+    gate_result = None
+    if gate_rules is not None:
+        from reports.gate import GateInputError, run_gate
+
+        try:
+            gate_result = run_gate({"transports": transports}, gate_rules, baseline=baseline)
+        except GateInputError as exc:
+            raise GateRulesError(f"gate: {exc}") from None
+    b += _verdict_blocks(conformance, gate_result, claims)
+
     # At a glance
     b.append(Heading("At a glance"))
     head = headline_table(transports, prs)
     if not head.empty:
         b.append(Table(head, numeric=numeric))
+    iv_df = _ratio_intervals(transports, prs, samples)
+    if not iv_df.empty:
+        b.append(Para("The ratios with their 95 % bootstrap intervals over streams (seeded; each transport's "
+                      "streams resampled on their own) and the streams each rests on:"))
+        b.append(Table(iv_df, numeric=["value (from the samples)"]))
     b.append(Para("The seed's claims (details below):"))
     b.append(Bullets([f"**{c.claim}**: {c.text}" for c in claims]))
     expected = [*names, *(t for t in (config.get("paths") or {}) if t not in transports)]
@@ -212,7 +316,7 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
 
     # Side by side
     b.append(Heading(listing(names, " against ")))
-    ratio_words = "; ".join(f"**{ratio_column(p, cols)}** below 1 means {cols[p[1]]} was lower" for p in prs)
+    ratio_words = "; ".join(f"**{ratio_column(p, cols)}** above 1 means {cols[p[1]]} was lower" for p in prs)
     b.append(Para("Latencies in milliseconds over every stream (or event) of the run"
                   + (f"; {ratio_words}" if ratio_words else "") + ". See Definitions at the end."))
     lat = latency_table(transports, prs)
@@ -253,9 +357,15 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
                   "Bytes per 100 events = wire bytes per event × 100 (the response head / handshake excluded); "
                   "duration per 100 events = p50 stream duration × 100 / p50 events per stream — stream "
                   "duration is mostly set by how fast the backend produces events, on both transports."))
+    b.append(Para("A verdict is given only when the ratio's whole 95 % interval (bootstrap over streams) is on "
+                  "one side of the threshold: otherwise it is **undecided**, with the further streams per "
+                  "transport an interval of the same spread would need."))
+    b.append(Para("Where the claims come from: " + CLAIMS_SOURCE))
     b.append(Table(_claims_table(claims), numeric=["SSE measured", "WS measured", "ratio SSE/WS",
                                                    "claimed ratio"]))
 
+    if gate_result is not None:
+        b += _gate_blocks(gate_result)
     if conformance is not None:
         b += _conformance_blocks(conformance, names)
 
@@ -300,6 +410,8 @@ def build(runs: Sequence[Run], conformance: Mapping[str, Any] | None = None,
                for sec in ("throughput", "bytes", "errors")},
         },
         "claims": [c.to_dict() for c in claims],
+        "ratio_intervals": iv_df.to_dict(orient="records"),
+        "gate": gate_result.to_dict() if gate_result is not None else None,
         "conformance": _conformance_summary(conformance),
         "sweep": sweep_df.to_dict(orient="records"),
         "network": conditions.summary(runs),
@@ -323,14 +435,14 @@ def _jsonable(x: Any) -> Any:
 
 def build_report(results_dirs: Sequence[str | Path] | str | Path, out_dir: str | Path,
                  conformance: str | Path | Mapping[str, Any] | None = None,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, gate_rules: Any = None, baseline: Any = None) -> Path:
     """Write report.md, report.html, summary.json (and plots/) to ``out_dir``;
     return the path of report.html. Bad input raises ReportInputError."""
     if isinstance(results_dirs, (str, Path)):
         results_dirs = [results_dirs]
     runs = [load_run(d) for d in results_dirs]
     conf = conformance if isinstance(conformance, Mapping) or conformance is None else load_conformance(conformance)
-    blocks, summary, png = build(runs, conf, title)
+    blocks, summary, png = build(runs, conf, title, gate_rules, baseline)
     out = Path(out_dir)
     try:
         (out / "plots").mkdir(parents=True, exist_ok=True)

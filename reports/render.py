@@ -52,7 +52,15 @@ class Image:
     alt: str
 
 
-Block = Heading | Para | Bullets | Table | Image
+@dataclass
+class Code:
+    """Lines shown whole and as they are (a failure message, reproduction commands):
+    never cut; a long line wraps on screen and copies as one line."""
+
+    lines: list[str]
+
+
+Block = Heading | Para | Bullets | Table | Image | Code
 
 
 def cell(v: Any) -> str:
@@ -99,6 +107,9 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append("")
         elif isinstance(b, Image):
             out += [f"![{b.alt}]({b.name})", ""]
+        elif isinstance(b, Code):
+            fence = "````" if any("```" in line for line in b.lines) else "```"
+            out += [fence, *b.lines, fence, ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -115,7 +126,11 @@ code{background:#f3f3f3;padding:0 .25em;border-radius:3px;font-size:.92em}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em .8em}
 .v-confirmed,.v-pass{color:#1a7f37;font-weight:600}.v-fail,.v-contradicted{color:#cf222e;font-weight:600}
-.v-not-confirmed,.v-warn{color:#9a6700;font-weight:600}.v-not-measured,.v-skip{color:#777}
+.v-not-confirmed,.v-warn,.v-undecided{color:#9a6700;font-weight:600}.v-not-measured,.v-skip{color:#777}
+pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:.6em .8em;white-space:pre-wrap;overflow-wrap:anywhere;
+font-size:.88em}
+.verdict{border:2px solid #ddd;padding:.4em 1em;margin:1em 0}.verdict.ok{border-color:#1a7f37}
+.verdict.bad{border-color:#cf222e}
 """
 
 _INLINE = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*")
@@ -135,7 +150,8 @@ def inline_html(text: str) -> str:
     return "".join(out)
 
 
-_VERDICT_WORDS = ("confirmed", "not confirmed", "contradicted", "not measured", "pass", "fail", "warn", "skip")
+_VERDICT_WORDS = ("confirmed", "not confirmed", "contradicted", "not measured", "undecided", "pass", "fail", "warn",
+                  "skip")
 
 
 def _td(col: str, value: str, numeric: bool) -> str:
@@ -171,6 +187,8 @@ def to_html(blocks: list[Block], title: str) -> str:
             data = base64.b64encode(b.png).decode("ascii")
             body.append(f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{inline_html(b.alt)}</figcaption></figure>")
+        elif isinstance(b, Code):
+            body.append("<pre>" + html.escape("\n".join(b.lines)) + "</pre>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{html.escape(title)}</title>"

@@ -50,6 +50,11 @@ class Run:
     timeline: pd.DataFrame | None = None
     histograms: dict[tuple[str, str], Histogram] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    samples: dict[str, list[dict[str, Any]]] | None = None
+    """Transport -> a uniform sample of its complete streams' figures (``samples.json``;
+    ``d`` as an array), for the bootstrap intervals; None when the run has none."""
+    level_histograms: dict[int, dict[tuple[str, str], Histogram]] = field(default_factory=dict)
+    """Per sweep level, its time histograms (the sweep table merges them)."""
 
     @property
     def label(self) -> str:
@@ -209,7 +214,43 @@ def load_run(path: str | Path) -> Run:
             continue
         levels.append((users, level))
     levels.sort(key=lambda x: x[0])
-    return Run(p, summary, levels, _timeline(p, warnings), _histograms(p, summary, warnings), warnings)
+    level_hist = {users: _histograms(p / f"levels/{users}", level, warnings) for users, level in levels}
+    return Run(p, summary, levels, _timeline(p, warnings), _histograms(p, summary, warnings), warnings,
+               _samples(p, warnings), level_hist)
+
+
+MAX_SAMPLES = 100_000
+"""Streams read from samples.json per transport at most (the load run writes at most 1000)."""
+
+
+def _samples(root: Path, warnings: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+    """samples.json of a results directory, checked; None when absent or unusable (then
+    the claims are undecided for want of an interval, and a warning says why)."""
+    f = root / "samples.json"
+    if not f.exists():
+        return None
+    try:
+        data = read_json_object(f, "stream samples")
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t, part in (data.get("transports") or {}).items():
+            items = part.get("items") if isinstance(part, dict) else None
+            if not isinstance(items, list):
+                raise ReportInputError(f"{f}: transports.{t}.items must be a list")
+            rows = []
+            for item in items[:MAX_SAMPLES]:
+                if not isinstance(item, dict):
+                    raise ReportInputError(f"{f}: transports.{t}: a stream sample must be an object")
+                row = {k: finite(item.get(k)) for k in ("w", "p", "e", "u", "t", "c")}
+                d = item.get("d") or []
+                if not isinstance(d, list) or any(finite(v) is None for v in d):
+                    raise ReportInputError(f"{f}: transports.{t}: 'd' must be a list of numbers")
+                row["d"] = np.asarray(d, dtype=float)
+                rows.append(row)
+            out[str(t)] = rows
+        return out
+    except ReportInputError as exc:
+        warnings.append(f"stream samples not used: {exc}")
+        return None
 
 
 def load_conformance(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Three kinds of rule, one grammar::
     sse.delivery.p99_ms <= baseline * 1.15 + 2      relative to a baseline run
     ws.delivery.p50_ms / sse.delivery.p50_ms <= 3   ratio within one run
     *.ttfe.p95_ms <= 3000                           every transport of the run
-    *.ttfe.p50_ms / *.ttfe.p50_ms <= 5              every ordered pair of them
+    *.ttfe.p50_ms / *.ttfe.p50_ms <= 5              the first over each other one
 
     rule     := value OP limit
     value    := PATH | PATH "/" PATH
@@ -255,8 +255,8 @@ def expand(rules: list[Rule], summary: Mapping[str, Any]) -> list[Rule]:
             out.append(rule)
             continue
         if rule.denominator is None or all(starred):
-            pairs = [(a, b) for a in names for b in names if a != b] if rule.denominator is not None else \
-                [(a, a) for a in names]
+            # a ratio reads the run's first transport (the reference) over each other one
+            pairs = [(names[0], b) for b in names[1:]] if rule.denominator is not None else [(a, a) for a in names]
         else:  # one side starred: every transport but the named one
             named = rule.paths[starred.index(False)].split(".")[0]
             pairs = [(a, named) if starred[0] else (named, a) for a in names if a != named]

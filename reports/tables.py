@@ -119,7 +119,7 @@ def _figures(transports: Mapping[str, Any], path: str, prs: Sequence[Pair] | Non
     values = {t: _value(transports, t, path) for t in cols}
     row: dict[str, float | None] = {cols[t]: v for t, v in values.items()}
     for p in _pairs(transports, prs):
-        row[ratio_column(p, cols)] = _ratio(values.get(p[1]), values.get(p[0])) if ratios else None
+        row[ratio_column(p, cols)] = _ratio(values.get(p[0]), values.get(p[1])) if ratios else None
     return row
 
 
@@ -230,31 +230,62 @@ def _short(v: Any) -> Any:
     return v
 
 
-def sweep_frame(points: list[tuple[int, str, Mapping[str, Any]]]) -> pd.DataFrame:
-    """p95 latencies against users: ``points`` are (users, source, summary).
+def sweep_frame(points: list[tuple[int, str, Mapping[str, Any], Mapping[tuple[str, str], Any] | None]]
+                ) -> pd.DataFrame:
+    """p95 latencies against users: ``points`` are (users, source, summary, histograms).
 
-    One row per (users, transport); several runs at the same level are averaged.
+    One row per (users, transport). Several runs at the same level are merged as
+    histograms are: the values and counts of their time histograms are added and
+    the p95 is read from the sum (an average of p95s is no p95 of anything). A
+    point without histograms gives its summary's own p95 when it is alone at its
+    level; several such points leave the figure empty rather than average it.
     """
-    rows = []
-    for users, source, summary in points:
+    cells: dict[tuple[int, str], dict[str, Any]] = {}
+    for users, source, summary, hists in points:
         for t, tr in (summary.get("transports") or {}).items():
             if not isinstance(tr, Mapping) or not (tr.get("streams") or 0):
                 continue
-            rows.append({
-                "users": users, "transport": t, "source": source,
-                "ttfe_p95_ms": _num(tr, "metrics", "ttfe", "p95_ms"),
-                "delivery_p95_ms": _num(tr, "metrics", "delivery", "p95_ms"),
-                "gap_p95_ms": _num(tr, "metrics", "gap", "p95_ms"),
-                "streams": _num(tr, "streams"),
-            })
-    if not rows:
-        return pd.DataFrame(columns=["users", "transport", "ttfe_p95_ms", "delivery_p95_ms",
-                                     "gap_p95_ms", "streams"])
-    df = pd.DataFrame(rows)
-    return (df.groupby(["users", "transport"], as_index=False)
-              .agg(ttfe_p95_ms=("ttfe_p95_ms", "mean"), delivery_p95_ms=("delivery_p95_ms", "mean"),
-                   gap_p95_ms=("gap_p95_ms", "mean"), streams=("streams", "sum"))
-              .sort_values(["transport", "users"]).reset_index(drop=True))
+            c = cells.setdefault((users, t), {"sources": [], "hists": {}, "summaries": [], "streams": 0.0})
+            c["sources"].append(source)
+            c["summaries"].append(tr)
+            c["streams"] += _num(tr, "streams") or 0.0
+            for m in ("ttfe", "delivery", "gap"):
+                h = (hists or {}).get((t, m))
+                c["hists"].setdefault(m, []).append(h)
+    if not cells:
+        return pd.DataFrame(columns=["users", "transport", "ttfe_p95_ms", "delivery_p95_ms", "gap_p95_ms", "streams"])
+    rows = []
+    for (users, t), c in cells.items():
+        row: dict[str, Any] = {"users": users, "transport": t}
+        for m in ("ttfe", "delivery", "gap"):
+            hs = c["hists"].get(m) or []
+            if hs and all(h is not None for h in hs):
+                row[f"{m}_p95_ms"] = merged_percentile(hs, 0.95)
+            elif len(c["summaries"]) == 1:
+                row[f"{m}_p95_ms"] = _num(c["summaries"][0], "metrics", m, "p95_ms")
+            else:
+                row[f"{m}_p95_ms"] = None
+        row["streams"] = c["streams"]
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["transport", "users"]).reset_index(drop=True)
+
+
+def merged_percentile(histograms: Sequence[Any], q: float) -> float | None:
+    """The q-quantile (0..1) of the sum of decoded histograms (``values_ms``,
+    ``counts``): the smallest value with at least ``ceil(q * total)`` counts at or
+    below it, as HdrHistogram answers a percentile."""
+    import math
+
+    import numpy as np
+
+    values = np.concatenate([h.values_ms for h in histograms]) if histograms else np.array([])
+    counts = np.concatenate([h.counts for h in histograms]) if histograms else np.array([])
+    if values.size == 0 or counts.sum() == 0:
+        return None
+    order = np.argsort(values, kind="stable")
+    values, cum = values[order], np.cumsum(counts[order])
+    rank = max(1, math.ceil(q * cum[-1]))
+    return float(values[int(np.searchsorted(cum, rank))])
 
 
 def throughput_frame(timeline: pd.DataFrame | None, transports: list[str] | None = None) -> pd.DataFrame:
@@ -315,7 +346,8 @@ def conformance_frame(rules: list[Mapping[str, Any]], transports: Sequence[str] 
         overall = worst(g)
         same = g[g["verdict"] == overall]
         msgs = list(dict.fromkeys(m for m in same["message"] if m))
-        message = (msgs[0][:300] + (f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else "")) if msgs else ""
+        # the first line of the message, whole: the report's failures section shows every message in full
+        message = (msgs[0].splitlines()[0] + (f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else "")) if msgs else ""
         counts = g["verdict"].value_counts()
         order = sorted(counts.index, key=lambda v: VERDICT_ORDER.get(v, 9))
         rows.append({

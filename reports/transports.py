@@ -4,7 +4,9 @@ Every table, plot and claim of a report iterates over the transports the results
 hold, in the order the results list them; nothing in the reports names one.
 Labels come from the transport registry (``conformance.wire.label``), so a
 transport another installation registered is shown by its name. A ratio column
-divides the second transport of a pair by the first (the reference): the pairs
+divides the first transport of a pair (the reference) by the second, in every
+table, the claims and summary.json alike (SSE / WebSocket: above 1, the
+reference's figure is the larger; the seed's claims read so too): the pairs
 are the profile's parity pairs when the results record them (``config.parity``),
 otherwise the first transport of the results with each other one.
 """
@@ -28,9 +30,9 @@ def columns(names: Iterable[str]) -> dict[str, str]:
 
 
 def ratio_column(pair: Pair, cols: Mapping[str, str]) -> str:
-    """The title of the ratio column of ``pair``: ``B / A`` for B divided by the reference A."""
+    """The title of the ratio column of ``pair``: ``A / B`` for the reference A divided by B."""
     reference, other = pair
-    return f"{cols.get(other, label(other))} / {cols.get(reference, label(reference))}"
+    return f"{cols.get(reference, label(reference))} / {cols.get(other, label(other))}"
 
 
 def pairs(names: Sequence[str], recorded: Any = None) -> list[Pair]:

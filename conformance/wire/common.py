@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import shlex
 import ssl
 import time
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from conformance.fastschema import loads
 from conformance.recording import Limits
 
 if TYPE_CHECKING:
@@ -24,9 +24,6 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value (RFC 8259; a browser's JSON.parse rejects it)")
-
 
 def parse_json(text: str | None) -> tuple[Any, str | None]:
     """The JSON value of an event's text, or (None, a one-line parse error).
@@ -34,11 +31,13 @@ def parse_json(text: str | None) -> tuple[Any, str | None]:
     Strict JSON, as a browser parses it: Python's ``json`` would accept ``NaN``
     and ``Infinity`` (which ``json.dumps`` writes for a float nan by default),
     but a client's ``JSON.parse`` throws on them, so they are parse errors here.
+    Decoding is :func:`conformance.fastschema.loads` (orjson when it agrees with
+    ``json``, else one reused strict decoder).
     """
     if text is None:
         return None, "not UTF-8 text"
     try:
-        return json.loads(text, parse_constant=_no_constant), None
+        return loads(text), None
     except ValueError as exc:  # JSONDecodeError and _no_constant
         return None, f"invalid JSON: {exc}"
     except RecursionError:

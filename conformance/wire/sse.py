@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import h11
 import httpcore
 import httpx
 
@@ -299,7 +300,8 @@ def record_http(transport: SSETransport, request: Request, limits: Limits, on_ev
                 rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
                 if _is_event_stream(response):
                     _read_events(response, rec, budget, limits, request.close_after, end_set, on_event,
-                                 request.end_sentinel, request.type_field, request.type_from_event)
+                                 request.end_sentinel, request.type_field, request.type_from_event,
+                                 chunks=_h11_body(pool))
                 else:
                     _read_body(response, rec, budget, limits)
             finally:
@@ -323,6 +325,49 @@ def record_http(transport: SSETransport, request: Request, limits: Limits, on_ev
 
 class _TooMany(Exception):
     pass
+
+
+def _h11_body(pool: httpcore.ConnectionPool) -> Iterator[bytes] | None:
+    """The raw body of the response just received, read straight from the
+    connection's h11 state machine and our counting stream.
+
+    httpx and httpcore wrap every chunk of a body in several layers (iterators,
+    exception-mapping context managers, tracing): in the harness benchmark they
+    cost more per event than everything the recorder itself does. Past the head,
+    this reader does what httpcore's HTTP/1.1 body loop does (``next_event``,
+    read on NEED_DATA, the same end-of-response rule) on the same h11 connection,
+    so framing, limits and error messages stay h11's, and maps the errors as
+    httpx would (``httpx.ReadTimeout``, ``ReadError``, ``RemoteProtocolError``).
+    None when the pool is not the HTTP/1.1 connection this expects (then the
+    caller reads through httpx)."""
+    try:
+        http11 = pool.connections[0]._connection  # type: ignore[attr-defined]
+        state, stream = http11._h11_state, http11._network_stream
+        size = int(http11.READ_NUM_BYTES)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    if not isinstance(state, h11.Connection) or not isinstance(stream, (_CountingStream, _TLSStream)):
+        return None
+
+    def body() -> Iterator[bytes]:
+        while True:
+            try:
+                event = state.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if event is h11.NEED_DATA:
+                try:
+                    data = stream.read(size)
+                except httpcore.ReadTimeout as exc:
+                    raise httpx.ReadTimeout(str(exc)) from exc
+                except httpcore.ReadError as exc:
+                    raise httpx.ReadError(str(exc)) from exc
+                state.receive_data(data)
+            elif type(event) is h11.Data:
+                yield bytes(event.data)
+            else:  # EndOfMessage, ConnectionClosed, PAUSED: the body is over
+                return
+    return body()
 
 
 def _decoder(response: httpx.Response, limits: Limits) -> BoundedDecoder:
@@ -365,7 +410,10 @@ def _read_events(
     sentinel: str | None = None,
     type_field: str = "type",
     type_from_event: bool = False,
+    chunks: Iterable[bytes] | None = None,
 ) -> None:
+    """Read the events of an event-stream response. ``chunks``: the raw body (by
+    default ``response.iter_raw()``; the recorder's own reader, :func:`_h11_body`)."""
     splitter = LineSplitter(limits.max_event_bytes)
     assembler = MessageAssembler(limits.max_event_bytes)
     budget.enter("first_event", now=rec.t_headers)
@@ -416,7 +464,7 @@ def _read_events(
         return False
 
     try:
-        for raw in response.iter_raw():
+        for raw in (chunks if chunks is not None else response.iter_raw()):
             for chunk in decoder.feed(raw):
                 if take(splitter.feed(chunk), time.perf_counter(), time.time()):
                     rec.client_closed = True

@@ -1,0 +1,209 @@
+"""Fast path of the per-event checks: a compiled yes/no before jsonschema's full account.
+
+Almost every event a load run sees is valid, and the only thing the validator
+then needs to know is *that* it is valid. ``jsonschema`` answers that in about
+60 µs per event; ``jsonschema-rs`` (Rust) in about 1 µs and ``fastjsonschema``
+(generated Python) in about 5. So each event is first asked of the fast
+validator; only an event it calls invalid goes through ``jsonschema``, whose
+errors carry the JSON pointer and the broken keyword the messages quote. The
+fast answer is a filter, never a verdict: an event the fast path rejects is
+judged by ``jsonschema`` alone, so the only way the two paths could disagree is
+a fast "valid" for an event ``jsonschema`` rejects.
+``tests/test_fastschema.py`` holds the two paths against each other on every
+event schema of the bundled profiles and on the events of every broken backend.
+
+The same idea for JSON: :func:`loads` decodes with ``orjson`` when it is there and
+the text is one it decodes exactly like Python's ``json``; everything else (a
+parse error included) goes to one reused strict ``json`` decoder, so the error
+messages and the values stay those of the standard library.
+
+Both accelerators are optional (the ``fast`` extra): without them this module
+answers "no fast path" and the checks run as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+import weakref
+
+try:  # the ``fast`` extra
+    import jsonschema_rs as _rs
+except ImportError:  # pragma: no cover - exercised by the fallback test through ENGINE
+    _rs = None
+try:
+    import fastjsonschema as _fjs
+except ImportError:  # pragma: no cover
+    _fjs = None
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+Check = Callable[[Any], bool]
+"""A compiled schema: True when the instance is valid."""
+
+ENGINE: str | None = "jsonschema-rs" if _rs is not None else ("fastjsonschema" if _fjs is not None else None)
+"""The fast validator in use (None: none installed, every event takes the slow path).
+Tests set it to compare the engines; :func:`compile_schema` reads it."""
+
+
+def compile_schema(schema: Mapping[str, Any] | bool, engine: str | None = None) -> Check | None:
+    """A fast validity check for a Draft 2020-12 schema, or None (no engine, or
+    the engine cannot compile it: then the slow path judges every event)."""
+    engine = ENGINE if engine is None else engine
+    try:
+        if engine == "jsonschema-rs" and _rs is not None:
+            # formats are annotations in 2020-12, as jsonschema treats them by default
+            return _rs.Draft202012Validator(schema, validate_formats=False).is_valid
+        if engine == "fastjsonschema" and _fjs is not None:
+            return _fjs_check(_fjs.compile(dict(schema) if isinstance(schema, Mapping) else schema,
+                                           use_formats=False))
+    except Exception:  # noqa: BLE001 - a schema the engine does not support: no fast path for it
+        return None
+    return None
+
+
+def _fjs_check(fn: Callable[[Any], Any]) -> Check:
+    exc = _fjs.JsonSchemaException
+
+    def check(instance: Any) -> bool:
+        try:
+            fn(instance)
+            return True
+        except exc:
+            return False
+    return check
+
+
+class EventChecker:
+    """The fast checks of one profile: the envelope and each event type's schema.
+
+    :meth:`valid` is True only when the event is an object, passes the envelope,
+    has a string type the profile knows, and passes that type's schema: exactly
+    the case where the slow path would report nothing for it."""
+
+    __slots__ = ("envelope", "types", "type_field")
+
+    def __init__(self, envelope: Check | None, types: dict[str, Check], type_field: str) -> None:
+        self.envelope, self.types, self.type_field = envelope, types, type_field
+
+    def valid(self, obj: Any) -> bool:
+        if type(obj) is not dict:
+            return False
+        etype = obj.get(self.type_field)
+        check = self.types.get(etype) if type(etype) is str else None
+        if check is None:
+            return False
+        return (self.envelope is None or self.envelope(obj)) and check(obj)
+
+
+_CHECKERS: dict[int, tuple[Any, EventChecker | None]] = {}
+"""id(profile) -> (a weak reference to it, its checker). By identity: a profile
+is a frozen dataclass holding dicts, so it cannot be hashed."""
+
+
+def checker(profile: Any) -> EventChecker | None:
+    """The profile's :class:`EventChecker`, compiled once per profile object (None
+    when no fast engine is installed or a schema of the profile does not compile)."""
+    key = id(profile)
+    hit = _CHECKERS.get(key)
+    if hit is not None and hit[0]() is profile:
+        return hit[1]
+    built = _build(profile)
+    try:
+        ref = weakref.ref(profile, lambda _r, k=key: _CHECKERS.pop(k, None))
+    except TypeError:  # not weak-referenceable: compile each time
+        return built
+    _CHECKERS[key] = (ref, built)
+    return built
+
+
+def _build(profile: Any) -> EventChecker | None:
+    if ENGINE is None:
+        return None
+    raw = profile.raw
+    envelope = None
+    if raw.get("envelope"):
+        envelope = compile_schema(raw["envelope"])
+        if envelope is None:
+            return None
+    types: dict[str, Check] = {}
+    for name, schema in raw["events"].items():
+        check = compile_schema(schema)
+        if check is None:
+            return None  # one schema without a fast check: keep every event on one path
+        types[name] = check
+    return EventChecker(envelope, types, profile.type_field)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (RFC 8259; a browser's JSON.parse rejects it)")
+
+
+_STRICT = json.JSONDecoder(parse_constant=_no_constant)
+"""One strict decoder for every event (``json.loads`` with an argument builds a new one per call)."""
+
+_BIG = float(2**63)
+
+
+def _lossy(value: Any) -> bool:
+    """Whether an orjson result may differ from ``json``'s: orjson turns an integer
+    past 64 bits into a float, where ``json`` keeps the exact int, so any float of
+    that size sends the text to the standard decoder (a float written so, such as
+    ``1e20``, decodes the same there: only speed is lost). A walk of the result,
+    not a scan of the text: a regular expression over a 3 kB event costs ten
+    times orjson's own decoding."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        for v in (node.values() if type(node) is dict else node):
+            t = type(v)
+            if t is float:
+                if v >= _BIG or v <= -_BIG:
+                    return True
+            elif t is dict or t is list:
+                stack.append(v)
+    return False
+
+
+def loads(text: str) -> Any:
+    """Strict JSON (no NaN/Infinity, as a browser's ``JSON.parse``): orjson when it
+    decodes the text as ``json`` would, else the standard decoder, whose
+    ``ValueError`` (``JSONDecodeError`` or a constant) or ``RecursionError``
+    propagates with the standard library's message."""
+    if _orjson is not None:
+        try:
+            value = _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass  # let the standard decoder say why (or accept what orjson will not: a lone surrogate)
+        else:
+            t = type(value)
+            if (t is not dict and t is not list and t is not float) or not _lossy([value]):
+                return value
+    if text.startswith("\ufeff"):  # json.loads refuses it before decoding; the decoder alone would not say so
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _STRICT.decode(text)
+
+
+class disabled:
+    """Within ``with disabled():`` every event takes the slow path (jsonschema and
+    the standard JSON decoder): what the harness benchmark prints as the path
+    before the fast one, in the same run."""
+
+    def __enter__(self) -> "disabled":
+        global ENGINE, _orjson
+        self._saved = ENGINE, _orjson, dict(_CHECKERS)
+        ENGINE, _orjson = None, None
+        _CHECKERS.clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global ENGINE, _orjson
+        ENGINE, _orjson, checkers = self._saved
+        _CHECKERS.clear()
+        _CHECKERS.update(checkers)
