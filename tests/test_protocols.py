@@ -308,5 +308,5 @@ def test_agentstream_run_on_openai_responses_measures_both_transports(aimock_url
     assert set(summary["transports"]) == {"sse", "ws"}
     assert all(summary["transports"][t]["streams_ok"] >= 1 for t in ("sse", "ws"))
     gate = (tmp_path / "gate.md").read_text(encoding="utf-8")
-    assert "`ws.ttfe.p50_ms / sse.ttfe.p50_ms <= 5`" in gate
+    assert "`sse.ttfe.p50_ms / ws.ttfe.p50_ms <= 5`" in gate
     assert "the profile's events carry no timestamp" not in gate or "N/A" in gate
