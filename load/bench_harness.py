@@ -60,8 +60,8 @@ def _delivered(obj: object, profile: Profile, deliveries: list[float] | None) ->
     """Note the event's delivery latency; True when it is the stream's last event."""
     if not isinstance(obj, dict):
         return False
-    ts = obj.get(profile.timestamp_field) if profile.timestamp_field else None
-    if deliveries is not None and isinstance(ts, (int, float)):
+    ts = profile.timestamp_s(obj)
+    if deliveries is not None and ts is not None:
         deliveries.append(time.time() - ts)
     return obj.get(profile.type_field) in profile.end_types
 
@@ -77,13 +77,16 @@ def plain_sse(request: Request, cfg: LoadConfig, profile: Profile, deliveries: l
         _PLAIN_CLIENT = httpx.Client(timeout=cfg.stream_timeout_s, trust_env=False,
                                      limits=httpx.Limits(max_connections=1000, max_keepalive_connections=0))
     n = 0
-    with _PLAIN_CLIENT.stream("GET", request.url, params=request.params,
-                              headers={"Accept": "text/event-stream"}) as resp:
+    with _PLAIN_CLIENT.stream(request.method, request.url, params=request.params, content=request.body,
+                              headers={**request.header_map, "Accept": "text/event-stream"}) as resp:
         for line in resp.iter_lines():
             if line.startswith("data:"):
+                if request.end_sentinel is not None and line[5:].strip() == request.end_sentinel:
+                    break
                 obj = json.loads(line[5:])
                 n += 1
-                if _delivered(obj, profile, deliveries):
+                # a stream ended by a sentinel may repeat its last type (Chat Completions' chunks)
+                if _delivered(obj, profile, deliveries) and request.end_sentinel is None:
                     break
     return n
 
@@ -93,6 +96,9 @@ def plain_ws(request: Request, cfg: LoadConfig, profile: Profile, deliveries: li
     n = 0
     with ws_connect(ws_url(request.url, request.query), open_timeout=5, compression=None,
                     max_size=None) as ws:
+        for m in request.messages:
+            if m.after_events == 0:
+                ws.send(m.text)  # the request document, as the first client message
         while True:
             try:
                 text = ws.recv(timeout=cfg.stream_timeout_s)
@@ -101,11 +107,11 @@ def plain_ws(request: Request, cfg: LoadConfig, profile: Profile, deliveries: li
             obj = json.loads(text)
             n += 1
             if _delivered(obj, profile, deliveries):
-                # Wait for the server's close, as the recorder does.
-                try:
-                    ws.recv(timeout=2)
-                except Exception:
-                    pass
+                if not request.client_ends:  # wait for the server's close, as the recorder does
+                    try:
+                        ws.recv(timeout=2)
+                    except Exception:
+                        pass
                 break
     return n
 
