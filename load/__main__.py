@@ -33,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def split_args(argv: list[str]) -> tuple[bool, float | None, list[str]]:
-    """(sweep, pace_ms, the rest for Locust). Raises ValueError on a bad --pace-ms."""
+    """(shape, pace_ms, the rest for Locust): shape is True for --sweep, "open" for
+    --open, False for constant users. Raises ValueError on a bad --pace-ms."""
     sweep = False
     pace: float | None = None
     rest: list[str] = []

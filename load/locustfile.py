@@ -52,6 +52,7 @@ from conformance.profile import DEFAULT_PROFILE, Profile, ProfileError, load_pro
 from conformance.wire import TRANSPORTS, Transport
 from load.config import ConfigError, LoadConfig, add_arguments, check_against_profile, load_config, questions_for
 from load.metrics import CpuStats, RunAccumulator, StreamFigures, fine_bucket
+from load.live import progress_line, stream_counts
 from load.pipeline import backoff, measure_stream, path_for, transports_for
 from load.results import build_summary, print_brief, safe_name, write_results, write_summary_dir
 
@@ -312,34 +313,6 @@ def _on_test_start(environment: Any, **_: Any) -> None:
 
 PROGRESS_EVERY_S = 5.0
 """How often a headless run prints its progress line."""
-
-
-def stream_counts(run_wire: Any) -> dict[str, tuple[int, int]]:
-    """Transport -> (streams, failed streams) from a RunAccumulator's wire form
-    (every level), without decoding a histogram."""
-    out: dict[str, tuple[int, int]] = {}
-    for by_t in (run_wire or {}).values():
-        for t, a in (by_t or {}).items():
-            streams = int(a.get("streams", 0))
-            failed = streams - int(a.get("streams_ok", 0)) + int(a.get("violations", 0))
-            s0, f0 = out.get(t, (0, 0))
-            out[t] = (s0 + streams, f0 + failed)
-    return out
-
-
-def progress_line(elapsed_s: float, run_time_s: float | None, now: dict[str, tuple[int, int]],
-                  before: dict[str, tuple[int, int]], interval_s: float) -> str:
-    """``12 s of 60 s, 48 s left: sse 3.2 streams/s, 0 errors (40 streams); ws ...``:
-    streams per second over the last interval, failed streams so far (pure)."""
-    if run_time_s:
-        head = f"{elapsed_s:.0f} s of {run_time_s:.0f} s, {max(0.0, run_time_s - elapsed_s):.0f} s left"
-    else:
-        head = f"{elapsed_s:.0f} s (no time limit: -t sets one)"
-    parts = []
-    for t, (streams, failed) in now.items():
-        rate = (streams - before.get(t, (0, 0))[0]) / interval_s if interval_s > 0 else 0.0
-        parts.append(f"{t} {rate:.1f} streams/s, {failed} error{'s' if failed != 1 else ''} ({streams} streams)")
-    return f"[agentstream] {head}: " + ("; ".join(parts) if parts else "no stream finished yet")
 
 
 def _run_time_s(environment: Any) -> float | None:

@@ -28,6 +28,7 @@ from locust import LoadTestShape, events
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 from locust.user.task import LOCUST_STATE_STOPPING
 
+from load.live import arrivals_due
 from load.locustfile import STATE, USER_CLASSES
 
 __all__ = ["OPEN_CLASSES", "OpenShape"]
@@ -48,14 +49,6 @@ class OpenStats:
 
 
 OPEN = OpenStats()
-
-
-def arrivals_due(t0: float, now: float, rate: float, done: int) -> int:
-    """How many arrivals of the timetable ``t0 + k / rate`` are due at ``now``
-    beyond the ``done`` already scheduled (pure, for the tests)."""
-    if now < t0:
-        return 0
-    return max(0, int((now - t0) * rate) + 1 - done)
 
 
 def _open_class(base: type) -> type:

@@ -195,9 +195,6 @@ def _verdict_blocks(conformance: Mapping[str, Any] | None, gate: Any, claims: Se
                      + (f" (failing: {', '.join(f'`{o.rule.text}`' for o in gate.failed)})" if gate.failed else ""))
     else:
         items.append("gate: not applied here (no `--rules` given)")
-    counts: dict[str, int] = {}
-    for c in claims:
-        counts[c.verdict] = counts.get(c.verdict, 0) + 1
     items.append("**claims**: " + "; ".join(f"{c.claim}: **{c.verdict}**" for c in claims))
     ok = (conformance is None or not (conformance.get("totals") or {}).get("fail")) and (gate is None or gate.ok)
     return [Heading("Verdict"), Bullets(items),

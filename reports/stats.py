@@ -133,6 +133,11 @@ def p50_delivery_ms(streams: Sequence[Sample]) -> float | None:
     return quantile(np.concatenate(parts), 0.5) / 1000.0 if parts else None
 
 
+def p99_delivery_ms(streams: Sequence[Sample]) -> float | None:
+    parts = [s["d"] for s in streams if s.get("d") is not None and len(s["d"])]
+    return quantile(np.concatenate(parts), 0.99) / 1000.0 if parts else None
+
+
 def _quantile_of(key: str, q: float, scale: float = 1.0) -> Figure:
     def figure(streams: Sequence[Sample]) -> float | None:
         values = [s[key] for s in streams if s.get(key) is not None]
@@ -165,6 +170,7 @@ def duration_per_100_s(streams: Sequence[Sample]) -> float | None:
 
 FIGURES: dict[str, Figure] = {
     "delivery.p50_ms": p50_delivery_ms,
+    "delivery.p99_ms": p99_delivery_ms,
     "ttfe.p50_ms": _quantile_of("t", 0.5, 1000.0),
     "connect.p50_ms": _quantile_of("c", 0.5, 1000.0),
     "duration.p50_ms": _quantile_of("u", 0.5, 1000.0),

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from load.config import add_arguments
-from load.locustfile import progress_line, stream_counts
+from load.live import progress_line, stream_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "load" / "locustfile.py"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from load.config import ConfigError, load_config
-from load.open import arrivals_due
+from load.live import arrivals_due
 
 ROOT = Path(__file__).resolve().parents[1]
 
