@@ -681,7 +681,7 @@ class Profile:
         """The request for one stream on ``transport``, built as this protocol asks:
         the question in the query parameter, or rendered into the JSON document that
         travels as the body (SSE) or as the first client message (WebSocket);
-        ``case`` edits it (an invalid or edge-case request). Every caller (suite,
+        without ``question``, the first sample question; ``case`` edits it (an invalid or edge-case request). Every caller (suite,
         load, recorder CLI) builds requests here."""
         section = self.transports[transport]
         spec = self.request
@@ -695,8 +695,7 @@ class Profile:
             template = spec.body
         asked = question if question is not None else spec.sample_questions[0]
         if template is None:
-            if question is not None:
-                query[spec.question_param] = question
+            query[spec.question_param] = asked
             if case is not None:
                 query = case.apply(query)
             asked = query.get(spec.question_param)

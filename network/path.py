@@ -53,7 +53,6 @@ def clock_probe(url: str, profile_name: str | None, streams: int = CLOCK_PROBE_S
     profile has no timestamp field or no event carried one."""
     from conformance.profile import DEFAULT_PROFILE, load_profile
     from conformance.recording import Limits
-    from conformance.request import Request
     from conformance.wire import record
     from conformance.wire.transport import available
 
@@ -67,8 +66,7 @@ def clock_probe(url: str, profile_name: str | None, streams: int = CLOCK_PROBE_S
     name = names[0]
     recs = []
     for _ in range(streams):
-        req = Request.make(name, url + profile.transports[name].path,
-                           params={profile.question_param: profile.sample_questions[0]}, end_types=profile.end_types)
+        req = profile.make_request(name, url + profile.transports[name].path)  # the profile's own request
         recs.append(record(req, Limits(total=60.0)))
     times = clock.from_recordings(recs, ts)
     exchange = _cancel_exchange(url, profile, ts)
@@ -90,7 +88,7 @@ def _cancel_exchange(url: str, profile: Any, ts: str) -> Any:
     import json as _json
 
     from conformance.recording import Limits
-    from conformance.request import ClientMessage, Request
+    from conformance.request import ClientMessage
     from conformance.wire import record
     from conformance.wire.transport import available
 
@@ -100,9 +98,8 @@ def _cancel_exchange(url: str, profile: Any, ts: str) -> Any:
         cancel = profile.transports[name].cancel
         if cancel is None:
             continue
-        req = Request.make(name, url + profile.transports[name].path,
-                           params={profile.question_param: profile.sample_questions[0]}, end_types=profile.end_types,
-                           messages=(ClientMessage(_json.dumps(cancel.message), after_events=2),))
+        req = profile.make_request(name, url + profile.transports[name].path,
+                                   messages=(ClientMessage(_json.dumps(cancel.message), after_events=2),))
         rec = record(req, Limits(total=30.0))
         sent = getattr(rec.detail, "messages_sent_at", None)
         if not sent:

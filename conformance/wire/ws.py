@@ -624,8 +624,9 @@ def _send_due(conn: _Connection, rec: Recording, pending: list[ClientMessage], n
         pending.remove(message)
         try:
             conn.proto.send_text(message.text.encode("utf-8"))
+            before = time.perf_counter()  # no later than the bytes leave: a causal bound on what answers it
             conn.flush()
-            rec.detail.messages_sent_at.append(time.perf_counter())
+            rec.detail.messages_sent_at.append(before)
         except (InvalidState, OSError):
             pass  # the connection is closing: the next read reports how
 
