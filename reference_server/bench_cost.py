@@ -106,31 +106,31 @@ async def _run(base: str, transport: str, streams: int, concurrency: int) -> int
         return sum(await asyncio.gather(*(one() for _ in range(streams))))
 
 
-async def _first_events(base: str, transport: str, streams: int) -> list[float]:
-    """Seconds to the first event of ``streams`` streams started at once."""
+async def _time_to_first_event(client: httpx.AsyncClient, base: str, transport: str) -> float:
+    """Seconds from opening one stream to its first event; the stream is read to its end."""
     from websockets.asyncio.client import connect
 
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=streams + 5)) as client:
-        async def one() -> float:
-            start = time.perf_counter()
-            if transport == "sse":
-                took = float("nan")
-                async with client.stream("GET", base + "/agent/stream", params={"question": QUESTION}) as response:
-                    async for line in response.aiter_lines():
-                        if line.startswith("data:") and took != took:
-                            took = time.perf_counter() - start
-                return took
-            else:
-                async with connect(base.replace("http", "ws", 1) + "/ws/agent/stream?question="
-                                   + QUESTION.replace(" ", "+"), compression=None) as ws:
-                    await ws.recv()
+    start = time.perf_counter()
+    took = float("nan")
+    if transport == "sse":
+        async with client.stream("GET", base + "/agent/stream", params={"question": QUESTION}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and took != took:
                     took = time.perf_counter() - start
-                    async for _ in ws:
-                        pass
-                    return took
-            return float("nan")
+    else:
+        async with connect(base.replace("http", "ws", 1) + "/ws/agent/stream?question="
+                           + QUESTION.replace(" ", "+"), compression=None) as ws:
+            await ws.recv()
+            took = time.perf_counter() - start
+            async for _ in ws:
+                pass
+    return took
 
-        return list(await asyncio.gather(*(one() for _ in range(streams))))
+
+async def _first_events(base: str, transport: str, streams: int) -> list[float]:
+    """Seconds to the first event of ``streams`` streams started at once."""
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=streams + 5)) as client:
+        return list(await asyncio.gather(*(_time_to_first_event(client, base, transport) for _ in range(streams))))
 
 
 async def _drain_sse(base: str) -> None:
@@ -154,26 +154,10 @@ async def _steady_first_events(base: str, transport: str, background: int, probe
     100 ms) while ``background`` other streams run, each started again when it ends
     (SSE ones read from raw sockets, so that the client's own parsing does not
     delay the probes it measures)."""
-    from websockets.asyncio.client import connect
-
     stop = asyncio.Event()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=background + probes + 10)) as client:
         async def first_event() -> float:
-            start = time.perf_counter()
-            took = float("nan")
-            if transport == "sse":
-                async with client.stream("GET", base + "/agent/stream", params={"question": QUESTION}) as response:
-                    async for line in response.aiter_lines():
-                        if line.startswith("data:") and took != took:
-                            took = time.perf_counter() - start
-            else:
-                async with connect(base.replace("http", "ws", 1) + "/ws/agent/stream?question="
-                                   + QUESTION.replace(" ", "+"), compression=None) as ws:
-                    await ws.recv()
-                    took = time.perf_counter() - start
-                    async for _ in ws:
-                        pass
-            return took
+            return await _time_to_first_event(client, base, transport)
 
         async def keep_running() -> None:
             while not stop.is_set():
