@@ -681,8 +681,9 @@ class Profile:
         """The request for one stream on ``transport``, built as this protocol asks:
         the question in the query parameter, or rendered into the JSON document that
         travels as the body (SSE) or as the first client message (WebSocket);
-        without ``question``, the first sample question; ``case`` edits it (an invalid or edge-case request). Every caller (suite,
-        load, recorder CLI) builds requests here."""
+        without ``question``, the first sample question; ``case`` edits it (an
+        invalid or edge-case request). The suite, the load run and the clock probe
+        build their requests here."""
         section = self.transports[transport]
         spec = self.request
         query = dict(params or {})
