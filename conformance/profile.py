@@ -10,7 +10,7 @@ message that names the bad key.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -628,9 +628,22 @@ class Profile:
             return None
         return value / self.timestamp_scale
 
+    @property
+    def levels(self) -> dict[str, str]:
+        """Rule ID -> its level under this profile, where ``levels:`` sets one."""
+        return self.raw.get("levels", {})
+
     def level(self, rule_id: str, default: str) -> str:
         """The rule's level under this profile (``levels:`` overrides the registry's)."""
-        return self.raw.get("levels", {}).get(rule_id, default)
+        return self.levels.get(rule_id, default)
+
+    def leveled(self, findings: list[Any]) -> list[Any]:
+        """The findings with the level this profile gives their rule (``levels:``);
+        a check's own level (an echo that is a SHOULD) stands where it sets none."""
+        levels = self.levels
+        if not levels:
+            return findings
+        return [replace(f, level=levels[f.rule]) if f.rule in levels else f for f in findings]
 
     def section(self, rule_id: str, default: str) -> str:
         """Where the profile's spec states the rule (``sections:``); the registry's

@@ -10,7 +10,7 @@ rule ID) and the project's own tests.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from jsonschema import ValidationError
@@ -55,10 +55,7 @@ def finding(rule_id: str, message: str, index: int | None = None, pointer: str =
 
 def json_pointer(path: Iterable[Any]) -> str:
     """RFC 6901 pointer for a jsonschema error path."""
-    out = ""
-    for part in path:
-        out += "/" + str(part).replace("~", "~0").replace("/", "~1")
-    return out
+    return jp.join(list(path))
 
 
 def resolve_pointer(doc: Any, pointer: str) -> Any:
@@ -176,7 +173,7 @@ def _either(names: tuple[str, ...]) -> str:
 def _aggregate_findings(objects: list[Any], types: list[str | None], agg: Aggregate) -> list[Finding]:
     out: list[Finding] = []
     by_key: dict[str, list[str]] = {}
-    field = agg.field if agg.field.startswith("/") else "/" + agg.field.replace("~", "~0").replace("/", "~1")
+    field = agg.field if agg.field.startswith("/") else jp.join([agg.field])
 
     def key_of(obj: Any) -> str:
         return short([jp.resolve(obj, k) if jp.resolve(obj, k) is not jp.MISSING else None for k in agg.key], 1000) \
@@ -244,8 +241,7 @@ def validate_stream(objects: list[Any], profile: Profile, request_doc: Any = Non
         out += _aggregate_findings(objects, types, agg)
     out += _seq_findings(objects, profile)
     out += lifecycle_findings(objects, types, profile, request_doc)
-    levels = profile.raw.get("levels")
-    return [replace(f, level=levels[f.rule]) if f.rule in levels else f for f in out] if levels else out
+    return profile.leveled(out)
 
 
 CLOCK_TOLERANCE_S = 3600.0
@@ -281,8 +277,7 @@ def validate_recording(recording: Recording, profile: Profile) -> list[Finding]:
         for e in recording.events
         if e.parse_error is not None
     ]
-    levels = profile.raw.get("levels", {})
-    out = [replace(f, level=levels[f.rule]) if f.rule in levels else f for f in out]
+    out = profile.leveled(out)
     objects = [e.typed_data if e.parse_error is None else _Unparsed() for e in recording.events]
     doc = profile.document(recording.request)
     return out + [f for f in validate_stream(objects, profile, doc)

@@ -11,7 +11,7 @@ request, derived from the request value the recording keeps.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .recording import Recording
@@ -138,9 +138,8 @@ def outcome(rule: "Rule", items: list[tuple[Finding, Recording | None]], transpo
     items = [(f, rec) for f, rec in items if f.rule == rule.id]
     if not items:
         return Outcome(rule.id, "pass", "", transport)
-    levels = profile.raw.get("levels", {}) if profile is not None else {}
-    if rule.id in levels:
-        items = [(replace(f, level=levels[rule.id]), rec) for f, rec in items]
+    if profile is not None:  # the rules' own findings (validate's already carry the profile's levels)
+        items = list(zip(profile.leveled([f for f, _ in items]), [rec for _, rec in items]))
     verdict: Verdict = "fail" if any(f.level == "MUST" for f, _ in items) else "warn"
     section = profile.section(rule.id, rule.section) if profile is not None else None
     text = requirement_for(rule, profile) if profile is not None else None

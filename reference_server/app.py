@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +70,19 @@ class Streams:
                                     f"({self.config.max_streams}); retry after {self.config.retry_after_s} s"}
         return None
 
+    def begin(self, metrics: Metrics, stop: StopSignal) -> None:
+        """A stream starts: it counts against admission and the open-streams gauge."""
+        self.live.add(stop)
+        metrics.active.inc()
+
+    def end(self, metrics: Metrics, stop: StopSignal, transport: str, sent: int, finished: bool) -> None:
+        """A stream ended, however: its events counted once (a counter increment per
+        event is a lock per event), its slot and its gauge given back."""
+        metrics.events.labels(transport=transport).inc(sent)
+        self.live.discard(stop)
+        metrics.active.dec()
+        (metrics.completed if finished else metrics.cancelled).labels(transport=transport).inc()
+
     def drain(self) -> int:
         """Refuse new streams and tell every running one to end (``error`` code
         ``shutdown``, ``stream_end``, close); returns how many were running."""
@@ -99,9 +111,8 @@ class SSEStream(Response):
         metrics: Metrics = state.metrics
         streams: Streams = state.streams
         stop = StopSignal()
-        streams.live.add(stop)
-        metrics.active.inc()
-        sent = 0  # added to the counter once, at the end: a counter increment per event is a lock per event
+        streams.begin(metrics, stop)
+        sent = 0  # added to the counter once, at the end (Streams.end)
         finished = False
 
         async def watch() -> None:
@@ -125,10 +136,7 @@ class SSEStream(Response):
             pass  # the client went away while we were sending
         finally:
             watcher.cancel()
-            metrics.events.labels(transport="sse").inc(sent)
-            streams.live.discard(stop)
-            metrics.active.dec()
-            (metrics.completed if finished else metrics.cancelled).labels(transport="sse").inc()
+            streams.end(metrics, stop, "sse", sent, finished)
 
 
 def _origin_refusal(config: ServerConfig, headers: Any, scheme: str) -> dict[str, str] | None:
@@ -340,10 +348,9 @@ def create_app(pace_ms: float | None = None, config: ServerConfig | None = None)
                 stop.stop("disconnect")
 
         reader = asyncio.create_task(read_client())
-        streams.live.add(stop)
+        streams.begin(metrics, stop)
         metrics.started.labels(transport="ws").inc()
-        metrics.active.inc()
-        sent = 0  # added to the counter at the end (see SSEStream)
+        sent = 0  # added to the counter at the end (Streams.end)
         finished = False  # stream_end sent, and not because of a cancel
         try:
             async with aclosing(paced_events(parsed, app.state.pace, stop, app.state.runs)) as events:
@@ -357,10 +364,7 @@ def create_app(pace_ms: float | None = None, config: ServerConfig | None = None)
             pass  # the client went away while we were sending
         finally:
             reader.cancel()
-            metrics.events.labels(transport="ws").inc(sent)
-            streams.live.discard(stop)
-            metrics.active.dec()
-            (metrics.completed if finished else metrics.cancelled).labels(transport="ws").inc()
+            streams.end(metrics, stop, "ws", sent, finished)
 
     app.stream_handlers = {("http", SSE_PATH): sse_stream, ("websocket", WS_PATH): ws_stream}
     base_openapi = app.openapi

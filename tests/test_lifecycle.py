@@ -142,3 +142,20 @@ def test_an_error_ends_the_run_with_whatever_is_open() -> None:
               {"type": "RUN_ERROR", "message": "overloaded"}]
     assert rules(events) == []
     assert rules(events[:-1] + [{"type": "RUN_FINISHED", "threadId": "t", "runId": "r"}]) == ["LIFECYCLE-SPAN"]
+
+
+def test_a_check_keeps_its_own_level_and_the_profile_can_set_a_rules() -> None:
+    from conformance.profile import Profile
+    from conformance.rules import RULES
+    from conformance.verdict import outcome
+
+    raw = dict(AGUI.raw)
+    raw["echoes"] = [{**e, "level": "SHOULD"} if e.get("request") == "/threadId" else e for e in raw["echoes"]]
+    soft = Profile(AGUI.name, AGUI.path, raw)
+    events = _run(thread="other")
+    found = validate_stream(events, soft, {"threadId": "t", "runId": "r"})
+    assert [(f.rule, f.level) for f in found if f.rule == "ECHO-REQUEST"] == [("ECHO-REQUEST", "SHOULD")]
+    assert outcome(RULES["ECHO-REQUEST"], [(f, None) for f in found], "sse", soft).verdict == "warn"
+    hard = Profile(AGUI.name, AGUI.path, {**raw, "levels": {**raw["levels"], "ECHO-REQUEST": "MUST"}})
+    found = validate_stream(events, hard, {"threadId": "t", "runId": "r"})
+    assert outcome(RULES["ECHO-REQUEST"], [(f, None) for f in found], "sse", hard).verdict == "fail"

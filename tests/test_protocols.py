@@ -105,7 +105,7 @@ def test_pydantic_ai_agui_passes_the_whole_suite_as_a_user_runs_it(agui_url: str
     assert verdicts["WS-HANDSHAKE"] == "skip"  # AG-UI defines no WebSocket binding
     ws = next(r for r in run.report["rules"] if r["id"] == "WS-HANDSHAKE")
     assert "defines no transport of the ws binding" in ws["message"]
-    assert run.report["profile"]["name"] == "ag-ui/1.0" if isinstance(run.report.get("profile"), dict) else True
+    assert run.report["profile"]["name"] == "ag-ui/1.0"
 
 
 @pytest.mark.parametrize("profile, path, judged", [
@@ -309,4 +309,6 @@ def test_agentstream_run_on_openai_responses_measures_both_transports(aimock_url
     assert all(summary["transports"][t]["streams_ok"] >= 1 for t in ("sse", "ws"))
     gate = (tmp_path / "gate.md").read_text(encoding="utf-8")
     assert "`sse.ttfe.p50_ms / ws.ttfe.p50_ms <= 5`" in gate
-    assert "the profile's events carry no timestamp" not in gate or "N/A" in gate
+    # Responses events carry no timestamp: delivery latency is not applicable, not a failure
+    delivery = next(line for line in gate.splitlines() if line.startswith("| `sse.delivery.p99_ms <= 2000`"))
+    assert "the profile's events carry no timestamp" in delivery and "N/A" in delivery, delivery
