@@ -1,28 +1,34 @@
-"""The SSE recorder: one GET with httpx, every byte counted, every read bounded.
+"""The SSE recorder: one request over a socket it opens and counts, every read bounded.
 
-httpx talks to the backend through an httpcore connection pool whose network
-backend wraps each stream: the wrapper counts the bytes that cross the socket
-(:mod:`.wire`) and replaces httpcore's read timeout by the recorder's own
-deadline (:class:`.common.Budget`), so that the head, the first event, the gap
-between reads and the whole recording are each bounded without a watchdog
-thread. The body is split into lines and messages by :mod:`.sse_lines`.
-Synchronous on purpose: it runs as is in pytest and under gevent (Locust).
+The recorder opens the TCP connection itself (bounded by ``limits.connect``),
+counts every byte that crosses the socket (:mod:`.wire`; with TLS, which runs
+in memory over the counted socket, the TLS records), and speaks HTTP/1.1
+through :mod:`.http1`, a sans-I/O parser of one response. Each read waits at
+most until the recording's deadline (:class:`.common.Budget`), so that the
+head, the first event, the gap between reads and the whole recording are each
+bounded without a watchdog thread. The body is split into lines and messages
+by :mod:`.sse_lines`. Synchronous on purpose: it runs as is in pytest and
+under gevent (Locust).
+
+Why not httpx: per request and per chunk of the body, httpx, httpcore and h11
+cost more CPU than everything the recorder itself does (in the load harness
+benchmark, about 2 ms per stream and 10 µs per event), and a load generator is
+capped by exactly that. HTTP/2 (:mod:`.sse_h2`) still goes through httpx, which
+brings the h2 state machine; the SSE reading below is shared.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
-
-import h11
-import httpcore
-import httpx
 
 from conformance.recording import Limits, RecordedEvent, Recording, SSEDetail, SSEEventDetail, media_type
 from conformance.request import Request
 
+from . import http1
 from .common import Budget, admit, parse_json, query_url, shell_line, tls_context
 from .decode import BoundedDecoder, UnsupportedEncoding
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
@@ -30,143 +36,103 @@ from .tls import MemoryTLS
 from .transport import OnEvent, Transport, register
 from .wire import WireCounter, finish
 
+USER_AGENT = "agentstream"
+"""Sent unless the request names its own User-Agent."""
+READ_SIZE = 65_536
+"""Bytes asked of the socket per read."""
 
-class _CountingStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream, counter: WireCounter, budget: Budget) -> None:
-        self._inner = inner
-        self._counter = counter
-        self._budget = budget
-        self.plaintext = True
-        """False once TLS runs over this stream: its bytes are then ciphertext."""
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        remaining = self._budget.remaining()
-        if remaining <= 0:
-            raise httpcore.ReadTimeout(self._budget.describe_timeout())
-        data = self._inner.read(max_bytes, remaining)
-        self._counter.on_received(data, app=self.plaintext)
+class _Socket:
+    """A connected socket whose every byte is counted, with TLS in memory over it
+    when asked, and reads bounded by the recording's budget.
+
+    The socket's timeout is set only when the deadline came closer than the one
+    set (``settimeout`` is a system call on a plain socket); a read that times
+    out early, because the deadline moved on meanwhile, is tried again."""
+
+    def __init__(self, sock: socket.socket, counter: WireCounter, budget: Budget) -> None:
+        self.sock, self.counter, self.budget = sock, counter, budget
+        self.tls: MemoryTLS | None = None
+        self._timeout: float | None = None
+
+    def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        self.tls = MemoryTLS(context, server_hostname, self._recv_raw, self._send_raw)
+        self.tls.handshake()
+
+    def _recv_raw(self, n: int) -> bytes:
+        data = self.sock.recv(n)
+        self.counter.on_received(data, app=self.tls is None)
         return data
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        remaining = max(0.001, self._budget.t_total - time.perf_counter())
-        if timeout is not None:
-            remaining = min(remaining, timeout)
-        self._inner.write(buffer, remaining)
-        self._counter.on_sent(buffer, app=self.plaintext)
+    def _send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+        self.counter.on_sent(data, app=self.tls is None)
 
-    def close(self) -> None:
-        self._inner.close()
+    def _bound(self, timeout: float) -> None:
+        if self._timeout is None or timeout < self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        # TLS runs in memory over this stream, so the counts stay those of the TCP payload.
-        return _TLSStream(self, ssl_context, server_hostname, self._counter)
+    def sendall(self, data: bytes) -> None:
+        self._bound(max(0.001, self.budget.t_total - time.perf_counter()))
+        if self.tls is None:
+            self._send_raw(data)
+        else:
+            self.tls.sendall(data)
+            self.counter.on_sent(data, wire=False)
 
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _TLSStream(httpcore.NetworkStream):
-    def __init__(self, raw: _CountingStream, context: ssl.SSLContext, server_hostname: str | None, counter: WireCounter) -> None:
-        self._raw = raw
-        self._counter = counter
-        raw.plaintext = False
-        self._tls = MemoryTLS(context, server_hostname, lambda n: raw.read(n), lambda data: raw.write(data))
-        try:
-            self._tls.handshake()
-        except (ssl.SSLError, ConnectionError) as exc:
-            raw.close()
-            raise httpcore.ConnectError(f"TLS handshake failed: {exc}") from exc
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            data = self._tls.recv(max_bytes)
-        except ssl.SSLError as exc:
-            raise httpcore.ReadError(f"TLS error: {exc}") from exc
-        self._counter.on_received(data, wire=False)
-        return data
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            self._tls.sendall(buffer)
-        except ssl.SSLError as exc:
-            raise httpcore.WriteError(f"TLS error: {exc}") from exc
-        self._counter.on_sent(buffer, wire=False)
-
-    def close(self) -> None:
-        self._raw.close()
-
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("TLS in TLS (an HTTPS proxy) is not supported by the recorder")
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object":
-            return self._tls.ssl_object
-        if info == "is_readable":
-            return False
-        return self._raw.get_extra_info(info)
+    def read(self) -> bytes:
+        """The next bytes (b"" at the end of the stream); TimeoutError past the budget."""
+        while True:
+            remaining = self.budget.remaining()
+            if remaining <= 0:
+                raise TimeoutError
+            self._bound(remaining)
+            try:
+                if self.tls is None:
+                    return self._recv_raw(READ_SIZE)
+                data = self.tls.recv(READ_SIZE)
+                self.counter.on_received(data, wire=False)
+                return data
+            except (TimeoutError, socket.timeout):
+                if self.budget.remaining() <= 0:
+                    raise TimeoutError from None
+                self._timeout = None  # the deadline moved on while we waited: wait for the rest
 
 
-class _CountingBackend(httpcore.NetworkBackend):
-    def __init__(self, counter: WireCounter, budget: Budget) -> None:
-        self._inner = httpcore.SyncBackend()
-        self._counter = counter
-        self._budget = budget
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        cap = max(0.001, self._budget.t_total - time.perf_counter())
-        timeout = cap if timeout is None else min(timeout, cap)
-        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        self._counter.connected()
-        return _CountingStream(inner, self._counter, self._budget)
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are not supported by the recorder")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+def _target(url: str) -> tuple[str, str, int, str, str]:
+    """(scheme, host, port, Host header, request target) of an http(s) URL;
+    ValueError for anything else. The target keeps the URL's escapes and
+    percent-encodes what may not go on the wire as is (spaces, non-ASCII)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    host = parts.hostname
+    port = parts.port or (443 if scheme == "https" else 80)  # ValueError for a bad port
+    wire_host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    shown = f"[{wire_host}]" if ":" in wire_host else wire_host
+    host_header = shown if port == (443 if scheme == "https" else 80) else f"{shown}:{port}"
+    target = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if parts.query:
+        target += "?" + urllib.parse.quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
+    return scheme, wire_host, port, host_header, target
 
 
-class _Transport(httpx.HTTPTransport):
-    """httpx's own transport (request/response mapping, exception mapping) over our pool."""
+def _head_bytes(transport: "SSETransport", request: Request, host_header: str, target: str) -> tuple[bytes, list[tuple[str, str]]]:
+    """The request head and the headers in it (what ``Recording.sent_headers`` keeps)."""
+    headers = [("Host", host_header), *transport.request_headers(request).items()]
+    names = {k.lower() for k, _ in headers}
+    if "user-agent" not in names:
+        headers.append(("User-Agent", USER_AGENT))
+    if request.body is not None and "content-length" not in names:
+        headers.append(("Content-Length", str(len(request.body))))
+    return http1.request_head(request.method, target, headers), headers
 
-    def __init__(self, pool: httpcore.ConnectionPool) -> None:  # noqa: D107 - no super().__init__: it would build a second pool
-        self._pool = pool
 
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    return (200 <= response.status_code < 300 and response.status_code != 204
-            and media_type(response.headers.get("content-type")) == "text/event-stream")
-
-
-def _classify(exc: BaseException, *, got_head: bool) -> str:
-    if isinstance(exc, UnicodeError):  # a host name IDNA cannot encode
-        return "connect"
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return "connect"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc).lower()
-        if "disconnected" in text or "peer closed" in text or "incomplete" in text:
-            return "closed"
-        return "protocol"
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.CloseError)):
-        return "closed"
-    if isinstance(exc, OSError):
-        return "closed" if got_head else "connect"
-    return "protocol"
+def is_event_stream(status: int, content_type: str | None) -> bool:
+    """Whether a response with this status and Content-Type carries an event stream."""
+    return 200 <= status < 300 and status != 204 and media_type(content_type) == "text/event-stream"
 
 
 def record_sse(
@@ -188,7 +154,7 @@ def record_sse(
 
 
 class SSETransport(Transport):
-    """Server-Sent Events over HTTP/1.1 (httpx), as a browser's EventSource reads them."""
+    """Server-Sent Events over HTTP/1.1, as a browser's EventSource reads them."""
 
     name = "sse"
     binding = "sse"
@@ -254,58 +220,71 @@ class SSETransport(Transport):
         return out
 
 
-def record_http(transport: SSETransport, request: Request, limits: Limits, on_event: OnEvent | None, *,
-                counter: WireCounter | None = None, http2: bool = False,
-                ssl_context: ssl.SSLContext | None = None) -> Recording:
-    """Record one SSE request with httpx over a counting connection: HTTP/1.1, or
-    HTTP/2 (``http2=True``: prior knowledge on ``http://``, ALPN on ``https://``)
-    for the transports of the ``sse`` binding that speak it (``conformance.wire.sse_h2``),
-    which bring their own ``counter`` (one that knows HTTP/2 frames)."""
-    url = request.url
+def record_http(transport: SSETransport, request: Request, limits: Limits, on_event: OnEvent | None) -> Recording:
+    """Record one SSE request over HTTP/1.1 on a counted socket (TLS on ``https://``)."""
     rec = Recording(request=request, detail=transport.new_detail())
     rec.wall_start = time.time()
     rec.t_start = time.perf_counter()
     budget = Budget(limits, rec.t_start)
     budget.enter("head", now=rec.t_start)
-    counter = WireCounter() if counter is None else counter
-    end_set = frozenset(request.end_types)
-    req_headers = transport.request_headers(request)
+    counter = WireCounter()
+    try:
+        scheme, host, port, host_header, target = _target(query_url(request.url, request.query))
+        head, rec.sent_headers = _head_bytes(transport, request, host_header, target)
+    except (ValueError, UnicodeError) as exc:  # a bad URL or port, a header value that is not Latin-1
+        rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
+        return finish(rec, counter)
+    try:
+        sock = socket.create_connection((host, port), timeout=max(0.001, min(limits.connect, limits.total)))
+    except TimeoutError:
+        rec.error_kind, rec.error = "connect", f"connect timed out after {limits.describe('connect')}"
+        return finish(rec, counter)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
+        rec.error_kind, rec.error = "connect", f"{type(exc).__name__}: {exc}"
+        return finish(rec, counter)
+    counter.connected()
+    conn = _Socket(sock, counter, budget)
+    try:
+        if scheme == "https":
+            try:
+                conn._bound(max(0.001, budget.remaining()))
+                conn.start_tls(tls_context(), host)
+            except (ssl.SSLError, OSError, ConnectionError) as exc:
+                rec.error_kind, rec.error = "connect", f"TLS handshake failed: {type(exc).__name__}: {exc}"
+                return finish(rec, counter)
+        _exchange(conn, rec, budget, limits, on_event, head)
+    finally:
+        sock.close()  # mid-stream, this is the client leaving
+    return finish(rec, counter)
 
-    pool = httpcore.ConnectionPool(
-        ssl_context=(ssl_context or tls_context()) if url.lower().startswith("https:") else None,
-        max_connections=1,
-        retries=0,
-        http1=not http2,
-        http2=http2,
-        network_backend=_CountingBackend(counter, budget),
-    )
-    timeout = httpx.Timeout(connect=limits.connect, read=limits.total, write=limits.total, pool=limits.connect)
+
+def _exchange(conn: _Socket, rec: Recording, budget: Budget, limits: Limits, on_event: OnEvent | None,
+              head: bytes) -> None:
+    """Send the request, read the response head, then its events or its body."""
+    request = rec.request
+    parser = http1.ResponseParser(head_request=request.method == "HEAD")
     got_head = False
     try:
-        with httpx.Client(transport=_Transport(pool), timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            try:
-                # the query is encoded here, not by httpx: a lone surrogate (a value no
-                # text encoding holds) then goes out as its percent-encoded bytes
-                http_request = client.build_request(request.method, query_url(url, request.query),
-                                                    headers=req_headers, content=request.body)
-            except (ValueError, TypeError) as exc:  # e.g. a header value that is not Latin-1
-                rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
-                return finish(rec, counter)
-            rec.sent_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in http_request.headers.raw]
-            response = client.send(http_request, stream=True)
-            try:
-                got_head = True
-                rec.t_headers = counter.received.t_head or time.perf_counter()
-                rec.status = response.status_code
-                rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
-                if _is_event_stream(response):
-                    _read_events(response, rec, budget, limits, request.close_after, end_set, on_event,
-                                 request.end_sentinel, request.type_field, request.type_from_event,
-                                 chunks=_h11_body(pool))
-                else:
-                    _read_body(response, rec, budget, limits)
-            finally:
-                response.close()  # mid-stream, this closes the connection (the client leaves)
+        try:
+            conn.sendall(head + (request.body or b""))
+        except OSError:
+            pass  # a server that answers before reading the request (a 4xx) and closes: its answer may be in
+        first = b""
+        while parser.head is None:
+            data = conn.read()
+            first = parser.feed(data) if data else parser.feed_eof()
+        got_head = True
+        rec.t_headers = conn.counter.received.t_head or time.perf_counter()
+        rec.status = parser.head.status
+        rec.response_headers = parser.head.headers
+        content_encoding = rec.header("content-encoding")
+        chunks = _body(conn, parser, first)
+        if is_event_stream(rec.status, rec.header("content-type")):
+            _read_events(rec, budget, limits, request.close_after, frozenset(request.end_types), on_event,
+                         request.end_sentinel, request.type_field, request.type_from_event,
+                         chunks=chunks, content_encoding=content_encoding)
+        else:
+            _read_body(rec, budget, limits, chunks=chunks, content_encoding=content_encoding)
     except _CallbackRaised as exc:
         raise exc.args[0] from None
     except TooLarge as exc:
@@ -314,78 +293,49 @@ def record_http(transport: SSETransport, request: Request, limits: Limits, on_ev
         rec.error_kind, rec.error = "protocol", str(exc)
     except _TooMany as exc:
         rec.error_kind, rec.error = "too_many", str(exc)
-    except httpx.TimeoutException as exc:
-        rec.error_kind = "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "timeout"
-        rec.error = f"connect timed out after {limits.describe('connect')}" if rec.error_kind == "connect" else budget.describe_timeout()
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError) as exc:  # UnicodeError: IDNA
-        rec.error_kind = _classify(exc, got_head=got_head)
+    except TimeoutError:
+        rec.error_kind, rec.error = "timeout", budget.describe_timeout()
+    except http1.Incomplete as exc:
+        rec.error_kind, rec.error = "closed", str(exc)
+    except http1.Malformed as exc:
+        rec.error_kind, rec.error = "protocol", f"not HTTP/1.1: {exc}"
+    except (OSError, ssl.SSLError) as exc:  # reset, broken pipe, a TLS alert
+        rec.error_kind = "closed" if got_head else "connect"
         rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return finish(rec, counter)
+
+
+def _body(conn: _Socket, parser: http1.ResponseParser, first: bytes) -> Iterator[bytes]:
+    """The body's bytes, one piece per read (``first``: what came with the head),
+    until the response's framing ends."""
+    if first:
+        yield first
+    while not parser.complete:
+        data = conn.read()
+        if not data:
+            parser.feed_eof()  # raises unless the body was delimited by the connection's end
+            return
+        piece = parser.feed(data)
+        if piece:
+            yield piece
 
 
 class _TooMany(Exception):
     pass
 
 
-def _h11_body(pool: httpcore.ConnectionPool) -> Iterator[bytes] | None:
-    """The raw body of the response just received, read straight from the
-    connection's h11 state machine and our counting stream.
-
-    httpx and httpcore wrap every chunk of a body in several layers (iterators,
-    exception-mapping context managers, tracing): in the harness benchmark they
-    cost more per event than everything the recorder itself does. Past the head,
-    this reader does what httpcore's HTTP/1.1 body loop does (``next_event``,
-    read on NEED_DATA, the same end-of-response rule) on the same h11 connection,
-    so framing, limits and error messages stay h11's, and maps the errors as
-    httpx would (``httpx.ReadTimeout``, ``ReadError``, ``RemoteProtocolError``).
-    None when the pool is not the HTTP/1.1 connection this expects (then the
-    caller reads through httpx)."""
-    try:
-        http11 = pool.connections[0]._connection  # type: ignore[attr-defined]
-        state, stream = http11._h11_state, http11._network_stream
-        size = int(http11.READ_NUM_BYTES)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        return None
-    if not isinstance(state, h11.Connection) or not isinstance(stream, (_CountingStream, _TLSStream)):
-        return None
-
-    def body() -> Iterator[bytes]:
-        while True:
-            try:
-                event = state.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise httpx.RemoteProtocolError(str(exc)) from exc
-            if event is h11.NEED_DATA:
-                try:
-                    data = stream.read(size)
-                except httpcore.ReadTimeout as exc:
-                    raise httpx.ReadTimeout(str(exc)) from exc
-                except httpcore.ReadError as exc:
-                    raise httpx.ReadError(str(exc)) from exc
-                state.receive_data(data)
-            elif type(event) is h11.Data:
-                yield bytes(event.data)
-            else:  # EndOfMessage, ConnectionClosed, PAUSED: the body is over
-                return
-    return body()
-
-
-def _decoder(response: httpx.Response, limits: Limits) -> BoundedDecoder:
-    return BoundedDecoder(response.headers.get("content-encoding"), limits.max_recording_bytes)
-
-
 class _CallbackRaised(Exception):
     """Carries what ``on_event`` raised (args[0]) to the caller, untouched."""
 
 
-def _read_body(response: httpx.Response, rec: Recording, budget: Budget, limits: Limits) -> None:
+def _read_body(rec: Recording, budget: Budget, limits: Limits, *, chunks: Iterable[bytes],
+               content_encoding: str | None) -> None:
     """A response that is not an event stream: keep at most max_body_bytes of it."""
     budget.enter("idle")
     body = bytearray()
     rec.body = b""
-    decoder = _decoder(response, limits)
+    decoder = BoundedDecoder(content_encoding, limits.max_recording_bytes)
     try:
-        for raw in response.iter_raw():
+        for raw in chunks:
             for chunk in decoder.feed(raw):
                 room = limits.max_body_bytes - len(body)
                 body += chunk[:room]
@@ -400,7 +350,6 @@ def _read_body(response: httpx.Response, rec: Recording, budget: Budget, limits:
 
 
 def _read_events(
-    response: httpx.Response,
     rec: Recording,
     budget: Budget,
     limits: Limits,
@@ -410,14 +359,18 @@ def _read_events(
     sentinel: str | None = None,
     type_field: str = "type",
     type_from_event: bool = False,
-    chunks: Iterable[bytes] | None = None,
+    *,
+    chunks: Iterable[bytes],
+    content_encoding: str | None,
 ) -> None:
-    """Read the events of an event-stream response. ``chunks``: the raw body (by
-    default ``response.iter_raw()``; the recorder's own reader, :func:`_h11_body`)."""
+    """Read the events of an event-stream body, given as its raw pieces in the
+    order they arrived (each piece's arrival time is its events' time)."""
     splitter = LineSplitter(limits.max_event_bytes)
     assembler = MessageAssembler(limits.max_event_bytes)
     budget.enter("first_event", now=rec.t_headers)
-    decoder = _decoder(response, limits)
+    decoder = BoundedDecoder(content_encoding, limits.max_recording_bytes)
+    events = rec.events
+    detail = rec.detail
     kept = 0
 
     def take(lines: list, t_perf: float, t_wall: float) -> bool:
@@ -431,16 +384,16 @@ def _read_events(
                 continue
             if sentinel is not None and msg.data == sentinel:
                 # the protocol's end marker: not an event; the server must end the response now
-                if rec.detail.sentinel_at is None:
-                    rec.detail.sentinel_at = len(rec.events)
+                if detail.sentinel_at is None:
+                    detail.sentinel_at = len(events)
                 if budget.phase != "grace":
                     budget.enter("grace")
                 continue
-            if len(rec.events) >= limits.max_events:
+            if len(events) >= limits.max_events:
                 raise _TooMany(f"more than {limits.describe('max_events')}")
             data, err = parse_json(msg.data)
             event = RecordedEvent(
-                index=len(rec.events),
+                index=len(events),
                 raw=msg.raw,
                 text=msg.data,
                 data=data,
@@ -457,25 +410,26 @@ def _read_events(
                     on_event(event)
                 except Exception as exc:  # past the handlers below, which would take an OSError for a dropped stream
                     raise _CallbackRaised(exc) from exc
-            if close_after is not None and len(rec.events) >= close_after:
+            if close_after is not None and len(events) >= close_after:
                 return True
-            if event.type in end_types and sentinel is None and budget.phase != "grace":
+            if sentinel is None and budget.phase != "grace" and event.type in end_types:
                 budget.enter("grace")  # with a sentinel, the sentinel is the end
         return False
 
     try:
-        for raw in (chunks if chunks is not None else response.iter_raw()):
+        for raw in chunks:
+            t_perf, t_wall = time.perf_counter(), time.time()
             for chunk in decoder.feed(raw):
-                if take(splitter.feed(chunk), time.perf_counter(), time.time()):
+                if take(splitter.feed(chunk), t_perf, t_wall):
                     rec.client_closed = True
                     rec.t_end = time.perf_counter()
-                    return  # the caller closes the response, mid-stream
+                    return  # the caller closes the connection, mid-stream
         # end of the body: a held CR ends its line; an unterminated message is dropped
         take(splitter.flush(), time.perf_counter(), time.time())
         rec.t_end = time.perf_counter()
     finally:
-        rec.detail.comments = assembler.comments
-        rec.detail.line_endings = set(assembler.endings)
+        detail.comments = assembler.comments
+        detail.line_endings = set(assembler.endings)
 
 
 SSE = register(SSETransport())

@@ -6,9 +6,10 @@ origin shares one connection. Whether the events, their framing and their
 timing stay the same there is a question for the suite and the load runs alike,
 so every rule of the ``sse`` binding applies to this transport unchanged.
 
-The client is the SSE recorder itself (:func:`conformance.wire.sse.record_http`:
-httpx over a counting httpcore pool) with HTTP/2 switched on, so the reads, the
-bounds and the SSE parsing are the same code as over HTTP/1.1. On ``http://``
+The client is httpx (with h2) over a counting httpcore pool, whose network
+backend counts the bytes and bounds each read by the recording's budget; the
+SSE parsing, the event bounds and the error kinds are the SSE recorder's own
+(:mod:`.sse`), so they are the same code as over HTTP/1.1. On ``http://``
 it speaks HTTP/2 with prior knowledge (h2c, RFC 9113 section 3.3): no TLS, no
 ``Upgrade`` round trip. Chosen over TLS because the other two transports run on
 plain TCP here, so the byte counts compare frames with frames (HTTP/2 DATA and
@@ -32,14 +33,22 @@ from __future__ import annotations
 import functools
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import httpcore
+import httpx
 
 from conformance.recording import Limits, Recording, SSEDetail
 from conformance.request import Request
 
-from .sse import SSETransport, record_http
+from .common import Budget, query_url
+from .decode import UnsupportedEncoding
+from .sse import SSETransport, TooLarge, _CallbackRaised, _read_body, _read_events, _TooMany, is_event_stream
+from .tls import MemoryTLS
 from .transport import OnEvent, register
-from .wire import WireCounter, _Direction
+from .wire import WireCounter, _Direction, finish
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The client connection preface (RFC 9113 section 3.4)."""
@@ -202,8 +211,7 @@ class SSEH2Transport(SSETransport):
         even when ALPN offers it). A server that does not speak HTTP/2 is a
         ``connect`` error whose message says so."""
         counter = H2WireCounter()
-        rec = record_http(self, request, limits, on_event, counter=counter, http2=True,
-                          ssl_context=_h2_tls_context())
+        rec = _record_httpx(self, request, limits, on_event, counter=counter, ssl_context=_h2_tls_context())
         d = rec.detail
         d.frames_in, d.frames_out = dict(counter.inn.frames), dict(counter.out.frames)
         d.bytes_in, d.bytes_out = dict(counter.inn.bytes), dict(counter.out.bytes)
@@ -230,6 +238,210 @@ class SSEH2Transport(SSETransport):
             frames = ",".join(f"{k}:{v}" for k, v in sorted(d.frames_in.items()))
             out += [f"h2_frames_in={frames}", f"hpack_in={d.hpack_in}", f"hpack_out={d.hpack_out}"]
         return out
+
+
+# --------------------------------------------------------------------------- httpx over a counted socket
+
+
+class _CountingStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, counter: WireCounter, budget: Budget) -> None:
+        self._inner = inner
+        self._counter = counter
+        self._budget = budget
+        self.plaintext = True
+        """False once TLS runs over this stream: its bytes are then ciphertext."""
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        remaining = self._budget.remaining()
+        if remaining <= 0:
+            raise httpcore.ReadTimeout(self._budget.describe_timeout())
+        data = self._inner.read(max_bytes, remaining)
+        self._counter.on_received(data, app=self.plaintext)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        remaining = max(0.001, self._budget.t_total - time.perf_counter())
+        if timeout is not None:
+            remaining = min(remaining, timeout)
+        self._inner.write(buffer, remaining)
+        self._counter.on_sent(buffer, app=self.plaintext)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        # TLS runs in memory over this stream, so the counts stay those of the TCP payload.
+        return _TLSStream(self, ssl_context, server_hostname, self._counter)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _TLSStream(httpcore.NetworkStream):
+    def __init__(self, raw: _CountingStream, context: ssl.SSLContext, server_hostname: str | None, counter: WireCounter) -> None:
+        self._raw = raw
+        self._counter = counter
+        raw.plaintext = False
+        self._tls = MemoryTLS(context, server_hostname, lambda n: raw.read(n), lambda data: raw.write(data))
+        try:
+            self._tls.handshake()
+        except (ssl.SSLError, ConnectionError) as exc:
+            raw.close()
+            raise httpcore.ConnectError(f"TLS handshake failed: {exc}") from exc
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            data = self._tls.recv(max_bytes)
+        except ssl.SSLError as exc:
+            raise httpcore.ReadError(f"TLS error: {exc}") from exc
+        self._counter.on_received(data, wire=False)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._tls.sendall(buffer)
+        except ssl.SSLError as exc:
+            raise httpcore.WriteError(f"TLS error: {exc}") from exc
+        self._counter.on_sent(buffer, wire=False)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("TLS in TLS (an HTTPS proxy) is not supported by the recorder")
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._tls.ssl_object
+        if info == "is_readable":
+            return False
+        return self._raw.get_extra_info(info)
+
+
+class _CountingBackend(httpcore.NetworkBackend):
+    def __init__(self, counter: WireCounter, budget: Budget) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._counter = counter
+        self._budget = budget
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        cap = max(0.001, self._budget.t_total - time.perf_counter())
+        timeout = cap if timeout is None else min(timeout, cap)
+        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        self._counter.connected()
+        return _CountingStream(inner, self._counter, self._budget)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not supported by the recorder")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's own transport (request/response mapping, exception mapping) over our pool."""
+
+    def __init__(self, pool: httpcore.ConnectionPool) -> None:  # noqa: D107 - no super().__init__: it would build a second pool
+        self._pool = pool
+
+
+def _classify(exc: BaseException, *, got_head: bool) -> str:
+    if isinstance(exc, UnicodeError):  # a host name IDNA cannot encode
+        return "connect"
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return "connect"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "disconnected" in text or "peer closed" in text or "incomplete" in text:
+            return "closed"
+        return "protocol"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        return "closed"
+    if isinstance(exc, OSError):
+        return "closed" if got_head else "connect"
+    return "protocol"
+
+
+def _record_httpx(transport: SSETransport, request: Request, limits: Limits, on_event: OnEvent | None, *,
+                  counter: WireCounter, ssl_context: ssl.SSLContext) -> Recording:
+    """Record one SSE request with httpx over HTTP/2 only (prior knowledge on
+    ``http://``, ALPN on ``https://``), on a counting connection (``counter``
+    knows HTTP/2 frames); the events are read by the SSE recorder's own reader."""
+    url = request.url
+    rec = Recording(request=request, detail=transport.new_detail())
+    rec.wall_start = time.time()
+    rec.t_start = time.perf_counter()
+    budget = Budget(limits, rec.t_start)
+    budget.enter("head", now=rec.t_start)
+    end_set = frozenset(request.end_types)
+    req_headers = transport.request_headers(request)
+
+    pool = httpcore.ConnectionPool(
+        ssl_context=ssl_context if url.lower().startswith("https:") else None,
+        max_connections=1,
+        retries=0,
+        http1=False,
+        http2=True,
+        network_backend=_CountingBackend(counter, budget),
+    )
+    timeout = httpx.Timeout(connect=limits.connect, read=limits.total, write=limits.total, pool=limits.connect)
+    got_head = False
+    try:
+        with httpx.Client(transport=_Transport(pool), timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            try:
+                # the query is encoded here, not by httpx: a lone surrogate (a value no
+                # text encoding holds) then goes out as its percent-encoded bytes
+                http_request = client.build_request(request.method, query_url(url, request.query),
+                                                    headers=req_headers, content=request.body)
+            except (ValueError, TypeError) as exc:  # e.g. a header value that is not Latin-1
+                rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
+                return finish(rec, counter)
+            rec.sent_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in http_request.headers.raw]
+            response = client.send(http_request, stream=True)
+            try:
+                got_head = True
+                rec.t_headers = counter.received.t_head or time.perf_counter()
+                rec.status = response.status_code
+                rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+                coding = response.headers.get("content-encoding")
+                if is_event_stream(response.status_code, response.headers.get("content-type")):
+                    _read_events(rec, budget, limits, request.close_after, end_set, on_event,
+                                 request.end_sentinel, request.type_field, request.type_from_event,
+                                 chunks=response.iter_raw(), content_encoding=coding)
+                else:
+                    _read_body(rec, budget, limits, chunks=response.iter_raw(), content_encoding=coding)
+            finally:
+                response.close()  # mid-stream, this closes the connection (the client leaves)
+    except _CallbackRaised as exc:
+        raise exc.args[0] from None
+    except TooLarge as exc:
+        rec.error_kind, rec.error = "too_large", str(exc)
+    except UnsupportedEncoding as exc:
+        rec.error_kind, rec.error = "protocol", str(exc)
+    except _TooMany as exc:
+        rec.error_kind, rec.error = "too_many", str(exc)
+    except httpx.TimeoutException as exc:
+        rec.error_kind = "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "timeout"
+        rec.error = f"connect timed out after {limits.describe('connect')}" if rec.error_kind == "connect" else budget.describe_timeout()
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError) as exc:  # UnicodeError: IDNA
+        rec.error_kind = _classify(exc, got_head=got_head)
+        rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return finish(rec, counter)
+
 
 
 import h2  # noqa: E402,F401 - httpcore imports it only on the first HTTP/2 connection: fail here, at registration
