@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 from conformance.fastschema import loads
 from conformance.recording import Limits
 
+from .sse_lines import TooLarge
+
 if TYPE_CHECKING:
     from conformance.recording import RecordedEvent, Recording
 
@@ -133,8 +135,6 @@ def admit(rec: "Recording", event: "RecordedEvent", budget: Budget, limits: Limi
     """Keep ``event`` on ``rec`` within ``limits.max_recording_bytes`` and restart the
     read bounds; returns the bytes kept so far. Both transports admit events here,
     so that their bounds mean the same. Raises ``TooLarge`` past the cap."""
-    from .sse_lines import TooLarge
-
     kept += len(event.raw) + 2 * len(event.text or "")  # as received, as text, and parsed
     if kept > limits.max_recording_bytes:
         raise TooLarge(f"the events kept exceed {limits.describe('max_recording_bytes')}")

@@ -374,14 +374,21 @@ def _read_events(
     kept = 0
 
     def take(lines: list, t_perf: float, t_wall: float) -> bool:
-        """Feed lines; True when the client is done (close_after reached)."""
+        """Feed the lines of one read; True when the client is done (close_after reached)."""
+        if not lines:
+            return False
+        budget.progress(t_perf)
+        try:
+            messages = assembler.feed_lines(lines)
+        except TooLarge as exc:  # the messages before the line that overflowed still count
+            if record(exc.messages, t_perf, t_wall):
+                return True
+            raise
+        return record(messages, t_perf, t_wall)
+
+    def record(messages: list, t_perf: float, t_wall: float) -> bool:
         nonlocal kept
-        if lines:
-            budget.progress(t_perf)
-        for line in lines:
-            msg = assembler.feed_line(line)
-            if msg is None:
-                continue
+        for msg in messages:
             if sentinel is not None and msg.data == sentinel:
                 # the protocol's end marker: not an event; the server must end the response now
                 if detail.sentinel_at is None:

@@ -19,6 +19,7 @@ the load harness); on top, this module does what a conformance tool needs:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,6 +32,11 @@ _BOM = b"\xef\xbb\xbf"
 
 class TooLarge(Exception):
     """A line or a message grew past its bound."""
+
+    def __init__(self, message: str, messages: "list[Message] | None" = None) -> None:
+        super().__init__(message)
+        self.messages = messages or []
+        """Messages completed before the bound was passed (still to be recorded)."""
 
 
 class Line(NamedTuple):
@@ -151,55 +157,66 @@ class MessageAssembler:
         self._msg_comments = 0
 
     def feed_line(self, line: Line) -> Message | None:
-        content, ending = line
-        if ending not in self.endings:
-            self.endings.add(ending)
-        raw = self._raw
-        raw += content
-        raw += _ENDING_BYTES[ending]
-        if content:
-            if len(raw) > self.max_message:
-                raise TooLarge(f"an SSE message grew past {self.max_message} bytes")
-            if content[0] == 58:  # b":": a comment
-                self.comments += 1
-                self._msg_comments += 1
-                return None
-            name, _, value = content.partition(b":")
-            if value[:1] == b" ":
-                value = value[1:]
-            if name == b"data":
-                self._data.append(value)
-            elif name == b"id":
-                if b"\0" not in value:
-                    self._id = value
-            elif name == b"event":
-                self._event = value
-            elif name == b"retry":
-                try:
-                    self._retry = int(_text(value))
-                except ValueError:
-                    pass
-            return None
-        # blank line: dispatch
-        msg = None
-        data = self._data
-        if data:
-            event = self._event
-            msg = Message(
-                raw=bytes(raw),
-                data=_text(data[0] if len(data) == 1 else b"\n".join(data)),
-                data_lines=len(data),
-                id=None if self._id is None else _text(self._id),
-                event=None if event is None else (_text(event) or "message"),  # the spec's default name
-                retry=self._retry,
-                comments=self._msg_comments,
-            )
-            self._data = []
-        self._raw = bytearray()
-        # the id stays sticky in the spec, but only a message's own id is reported
-        self._id = self._event = self._retry = None
-        self._msg_comments = 0
-        return msg
+        """One line: the message it completes, if any."""
+        done = self.feed_lines((line,))
+        return done[0] if done else None
+
+    def feed_lines(self, lines: Iterable[Line]) -> list[Message]:
+        """Lines in order: the messages they complete. One call for all the lines
+        of a read, with the state in local variables: the recorder's per-event
+        cost is mostly this loop. On :class:`TooLarge`, the messages completed
+        before the line that overflowed are in the exception's ``messages``."""
+        out: list[Message] = []
+        endings, max_message = self.endings, self.max_message
+        raw, data = self._raw, self._data
+        for content, ending in lines:
+            if ending not in endings:
+                endings.add(ending)
+            raw += content
+            raw += _ENDING_BYTES[ending]
+            if content:
+                if len(raw) > max_message:
+                    self._raw, self._data = raw, data
+                    raise TooLarge(f"an SSE message grew past {max_message} bytes", out)
+                if content[0] == 58:  # b":": a comment
+                    self.comments += 1
+                    self._msg_comments += 1
+                    continue
+                name, _, value = content.partition(b":")
+                if value[:1] == b" ":
+                    value = value[1:]
+                if name == b"data":
+                    data.append(value)
+                elif name == b"id":
+                    if b"\0" not in value:
+                        self._id = value
+                elif name == b"event":
+                    self._event = value
+                elif name == b"retry":
+                    try:
+                        self._retry = int(_text(value))
+                    except ValueError:
+                        pass
+                continue
+            # blank line: dispatch
+            if data:
+                event, ident = self._event, self._id
+                out.append(Message(
+                    raw=bytes(raw),
+                    data=_text(data[0] if len(data) == 1 else b"\n".join(data)),
+                    data_lines=len(data),
+                    id=None if ident is None else _text(ident),
+                    event=None if event is None else (_text(event) or "message"),  # the spec's default name
+                    retry=self._retry,
+                    comments=self._msg_comments,
+                ))
+                data = []
+            raw = bytearray()
+            # the id stays sticky in the spec, but only a message's own id is reported
+            self._id = self._event = self._retry = None
+            self._msg_comments = 0
+        self._raw, self._data = raw, data
+        return out
 
 
 @dataclass
@@ -215,9 +232,5 @@ def parse_stream(data: bytes, *, max_line: int = 1_000_000, max_message: int = 1
     """Parse a whole event-stream body at once (tests, offline checks)."""
     splitter = LineSplitter(max_line)
     asm = MessageAssembler(max_message)
-    messages = []
-    for line in splitter.feed(data) + splitter.flush():
-        msg = asm.feed_line(line)
-        if msg is not None:
-            messages.append(msg)
+    messages = asm.feed_lines(splitter.feed(data) + splitter.flush())
     return ParsedStream(messages, asm.comments, asm.endings, splitter.pending + len(asm._raw))
