@@ -40,7 +40,7 @@ from websockets.uri import parse_uri
 from conformance.recording import Limits, RecordedEvent, Recording, WSDetail, WSFrameDetail
 from conformance.request import ClientMessage, Request
 
-from .common import Budget, admit, parse_json, shell_line, tls_context
+from .common import Budget, admit, connect, parse_json, shell_line, tls_context
 from .sse_lines import TooLarge
 from .tls import MemoryTLS
 from .transport import OnEvent, Transport, register
@@ -275,7 +275,7 @@ def _record(
 
     # TCP connect, bounded by limits.connect (and total)
     try:
-        sock = socket.create_connection((parts.hostname, port), timeout=min(limits.connect, limits.total))
+        sock = connect(parts.hostname, port, min(limits.connect, limits.total))
     except TimeoutError:
         rec.error_kind, rec.error = "connect", f"connect timed out after {limits.describe('connect')}"
         return
