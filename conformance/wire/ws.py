@@ -1,13 +1,17 @@
-"""The WebSocket recorder: websockets' sans-I/O protocol over a socket we open and count.
+"""The WebSocket recorder: websockets' handshake and our frame parser over a socket we open and count.
 
 The recorder opens the TCP connection itself (bounded by ``limits.connect``),
 wraps it in a thin counter of every byte that crosses the socket (so the counts
 include the handshake and the frame headers, and compressed payloads are
-counted as sent), and drives websockets' ``ClientProtocol`` over it in its own
-thread, each read bounded by the recording's budget (no reader thread). Each message (one or more frames) becomes one event; the close
-code, the reason and whether a close frame really arrived are kept, since a
-dropped connection (1006) is a finding of its own. Synchronous on purpose: it
-runs as is in pytest and under gevent (Locust).
+counted as sent), and drives the protocol over it in its own thread, each read
+bounded by the recording's budget (no reader thread): websockets'
+``ClientProtocol`` for the opening handshake, fed the reply's head only, then
+:class:`~conformance.wire.ws_frames.ClientFrames` for the frames that follow
+(websockets' semantics without its per-frame cost: see that module). Each
+message (one or more frames) becomes one event; the close code, the reason and
+whether a close frame really arrived are kept, since a dropped connection (1006)
+is a finding of its own. Synchronous on purpose: it runs as is in pytest and
+under gevent (Locust).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import CloseCode
 from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -36,11 +40,12 @@ from websockets.uri import parse_uri
 from conformance.recording import Limits, RecordedEvent, Recording, WSDetail, WSFrameDetail
 from conformance.request import ClientMessage, Request
 
-from .common import Budget, admit, parse_json, shell_line, tls_context
+from .common import Budget, admit, connect, parse_json, shell_line, tls_context
 from .sse_lines import TooLarge
 from .tls import MemoryTLS
 from .transport import OnEvent, Transport, register
 from .wire import WireCounter, finish
+from .ws_frames import TEXT, ClientFrames, Message
 
 _MAX_HANDSHAKE_HEAD = 65_536
 """Bytes allowed for a handshake reply's head, on top of ``Limits.max_body_bytes``."""
@@ -270,7 +275,7 @@ def _record(
 
     # TCP connect, bounded by limits.connect (and total)
     try:
-        sock = socket.create_connection((parts.hostname, port), timeout=min(limits.connect, limits.total))
+        sock = connect(parts.hostname, port, min(limits.connect, limits.total))
     except TimeoutError:
         rec.error_kind, rec.error = "connect", f"connect timed out after {limits.describe('connect')}"
         return
@@ -324,23 +329,23 @@ def _over_socket(rec: Recording, sock: socket.socket, parts: urllib.parse.SplitR
 
 
 class _Connection:
-    """websockets' sans-I/O ``ClientProtocol`` driven over the counting socket,
-    in the recorder's own thread: bytes in, events out, replies (pong, the close
-    echo) sent as soon as they are due. No reader thread, no queue, no lock: the
-    sync client's cost per stream and per event (about 45 µs and 83 to 95
-    syscalls per stream in the harness benchmark) was mostly that machinery."""
+    """The socket under the protocol, in the recorder's own thread: each read
+    bounded by a deadline, replies (pong, the close echo) sent as soon as they
+    are due. No reader thread, no queue, no lock: the sync client's cost per
+    stream and per event (about 45 µs and 83 to 95 syscalls per stream in the
+    harness benchmark) was mostly that machinery. ``frames`` is the open
+    WebSocket once the handshake succeeded."""
 
     READ = 65_536
 
     def __init__(self, csock: Any, sock: socket.socket, budget: Budget, limits: Limits) -> None:
         self.csock, self.sock, self.budget, self.limits = csock, sock, budget, limits
-        self.proto: ClientProtocol | None = None
+        self.frames: ClientFrames | None = None
         self.eof = False
 
-    def flush(self) -> None:
+    def send(self, writes: list[bytes]) -> None:
         """Send what the protocol has to send (an empty chunk: half-close, as the sync client does)."""
-        assert self.proto is not None
-        for data in self.proto.data_to_send():
+        for data in writes:
             try:
                 if data:
                     self.sock.settimeout(max(0.001, self.budget.t_total - time.perf_counter()))
@@ -348,42 +353,51 @@ class _Connection:
                 else:
                     self.sock.shutdown(socket.SHUT_WR)
             except OSError:
-                if self.proto.close_rcvd is None and not self.eof:
+                if (self.frames is None or self.frames.close_rcvd is None) and not self.eof:
                     raise
                 # the server's close frame (or EOF) is in: a reply that cannot go out loses nothing
 
-    def pump(self, deadline: float) -> list[Any]:
-        """Read once (until ``deadline``, a perf_counter time) and return the events
-        it completed; TimeoutError when nothing came in time."""
-        assert self.proto is not None
+    def read(self, deadline: float) -> bytes:
+        """Read once (until ``deadline``, a perf_counter time); ``b""`` when the
+        connection is gone (``eof`` is then set); TimeoutError when nothing came in time."""
         timeout = deadline - time.perf_counter()
         if timeout <= 0:
             raise TimeoutError
         self.sock.settimeout(timeout)
         try:
-            data = self.csock.recv(self.READ)
+            data: bytes = self.csock.recv(self.READ)
         except (TimeoutError, socket.timeout):
             raise TimeoutError from None
         except ConnectionAbortedError:
             raise  # the reply guard: the caller says why
         except OSError:
             data = b""  # reset, broken pipe: the connection is gone
-        if data:
-            self.proto.receive_data(data)
-        elif not self.eof:
+        if not data:
             self.eof = True
-            self.proto.receive_eof()
-        self.flush()
-        return self.proto.events_received()
+        return data
+
+    def pump(self, deadline: float) -> list[Message]:
+        """Read once into the open WebSocket and return the messages it completed;
+        TimeoutError when nothing came in time."""
+        frames = self.frames
+        assert frames is not None
+        data = self.read(deadline)
+        if data:
+            messages = frames.receive_data(data)
+        else:
+            frames.receive_eof()
+            messages = []
+        self.send(frames.data_to_send())
+        return messages
 
     def close(self, code: int, wait_s: float) -> None:
         """Send a close frame (when still open) and wait at most ``wait_s`` for the
         server's close frame or its TCP close."""
-        assert self.proto is not None
-        if self.proto.state is State.OPEN:
+        assert self.frames is not None
+        if self.frames.state is State.OPEN:
             try:
-                self.proto.send_close(code)
-                self.flush()
+                self.frames.send_close(code)
+                self.send(self.frames.data_to_send())
             except OSError:
                 return
         self.wait_closed(wait_s)
@@ -400,24 +414,37 @@ class _Connection:
                 break
 
 
+def _head_end(scanned: bytearray, data: bytes) -> int | None:
+    """Where, in ``data`` (the read after the bytes in ``scanned``), the reply's head
+    ends as websockets reads it (every line ends with CRLF, the head with an empty
+    one: the first LF CRLF); None when not yet. ``data`` is added to ``scanned``."""
+    before = len(scanned)
+    scanned += data
+    i = scanned.find(b"\n\r\n", max(0, before - 2))
+    return None if i < 0 else i + 3 - before
+
+
 def _handshake(rec: Recording, conn: _Connection, handshake_url: str, request: Request, limits: Limits,
-               counter: WireCounter) -> list[Any] | None:
-    """Open the WebSocket (websockets' handshake over our socket): the events that
-    came with the handshake response (frames may share its read), or None with the
-    recording saying why not."""
+               counter: WireCounter) -> list[Message] | None:
+    """Open the WebSocket (websockets' handshake over our socket): sets ``conn.frames``
+    and returns the messages that came with the handshake response (frames may
+    share its read), or None with the recording saying why not.
+
+    websockets is handed the reply up to the end of its head, so that the frames
+    after a 101 go to :class:`ClientFrames`; any other reply goes to websockets
+    whole (it reads the body of a rejection)."""
     try:
         proto = ClientProtocol(
             parse_uri(handshake_url),
             extensions=enable_client_permessage_deflate(None) if request.compression else None,
             max_size=limits.max_event_bytes,
         )
-        conn.proto = proto
         req = proto.connect()
         if request.headers:
             req.headers.update(list(request.headers))
         req.headers.setdefault("User-Agent", USER_AGENT)
         proto.send_request(req)
-        conn.flush()
+        conn.send(proto.data_to_send())
         rec.sent_headers = list(req.headers.raw_items())
     except (InvalidHandshake, InvalidURI) as exc:
         rec.error_kind, rec.error = "protocol", f"handshake failed: {type(exc).__name__}: {exc}"
@@ -430,15 +457,38 @@ def _handshake(rec: Recording, conn: _Connection, handshake_url: str, request: R
         return None
     deadline = conn.budget.deadline()
     events: list[Any] = []
+    scanned: bytearray | None = bytearray()
+    after_head = b""
     while not any(isinstance(e, Response) for e in events) and proto.handshake_exc is None:
         try:
-            events += conn.pump(deadline)
+            data = conn.read(deadline)
         except TimeoutError:
             rec.error_kind, rec.error = "timeout", f"no handshake response within {limits.describe('first_event')}"
             return None
         except OSError as exc:  # the reply guard stopped an endless reply
             rec.error_kind, rec.error = "closed", f"{type(exc).__name__}: {exc}"
             return None
+        if not data:
+            proto.receive_eof()
+        elif scanned is None:
+            proto.receive_data(data)  # the rest of a reply that is not a 101
+        else:
+            end = _head_end(scanned, data)
+            if end is None:
+                proto.receive_data(data)
+            else:
+                scanned = None
+                proto.receive_data(data[:end])
+                if proto.state is State.OPEN:
+                    after_head = data[end:]
+                elif end < len(data):
+                    proto.receive_data(data[end:])
+        try:
+            conn.send(proto.data_to_send())
+        except OSError as exc:
+            rec.error_kind, rec.error = "closed", f"{type(exc).__name__}: {exc}"
+            return None
+        events += proto.events_received()
         if conn.eof and proto.handshake_exc is None and not any(isinstance(e, Response) for e in events):
             break
     exc = proto.handshake_exc
@@ -459,7 +509,13 @@ def _handshake(rec: Recording, conn: _Connection, handshake_url: str, request: R
     rec.status = response.status_code
     rec.response_headers = list(response.headers.raw_items())
     rec.detail.extensions = [ext.name for ext in proto.extensions]
-    return [e for e in events if not isinstance(e, Response)]
+    frames = conn.frames = ClientFrames(limits.max_event_bytes, proto.extensions)
+    messages = frames.receive_data(after_head) if after_head else []
+    try:
+        conn.send(frames.data_to_send())
+    except OSError:
+        pass  # the next read says how the connection stands
+    return messages
 
 
 def _rejected(rec: Recording, exc: InvalidStatus, limits: Limits, counter: WireCounter) -> None:
@@ -473,77 +529,48 @@ def _rejected(rec: Recording, exc: InvalidStatus, limits: Limits, counter: WireC
     rec.t_end = time.perf_counter()
 
 
-class _Messages:
-    """Frames -> messages: a text or binary frame and its continuations are one message."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.opcode: Opcode | None = None
-
-    def feed(self, frame: Frame) -> tuple[Opcode, bytes] | None:
-        op = frame.opcode
-        if op is Opcode.TEXT or op is Opcode.BINARY:
-            if frame.fin:
-                return op, frame.data
-            self.opcode, self.parts = op, [frame.data]
-        elif op is Opcode.CONT and self.opcode is not None:
-            self.parts.append(frame.data)
-            if frame.fin:
-                out = (self.opcode, b"".join(self.parts))
-                self.opcode, self.parts = None, []
-                return out
-        return None
-
-
 def _read_frames(
     conn: _Connection,
     rec: Recording,
     budget: Budget,
     limits: Limits,
     on_event: Callable[[RecordedEvent], None] | None,
-    events: list[Any],
+    messages: list[Message],
 ) -> None:
     request = rec.request
-    proto = conn.proto
-    assert proto is not None
+    frames = conn.frames
+    assert frames is not None
     end_types = frozenset(request.end_types)
     pending = list(request.messages)
     kept = 0
-    messages = _Messages()
     close_wait = max(0.001, min(limits.end_grace, budget.t_total - time.perf_counter()))
     budget.enter("first_event", now=rec.t_headers)
     _send_due(conn, rec, pending, 0, None)
     while True:
-        for ev in events:
-            if not isinstance(ev, Frame):
-                continue
-            message = messages.feed(ev)
-            if message is None:
-                continue
+        for op, raw in messages:
             t_perf, t_wall = time.perf_counter(), time.time()
             if len(rec.events) >= limits.max_events:
                 rec.error_kind, rec.error = "too_many", f"more than {limits.describe('max_events')}"
                 rec.t_end = t_perf
                 return
-            op, raw = message
-            if op is Opcode.TEXT:
+            if op == TEXT:
                 try:
                     text: str | None = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     # what websockets' own client does with such a message: fail with 1007
-                    proto.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                    frames.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
                     _failed(conn, rec)
                     return
-                frame = _TEXT
+                detail = _TEXT
             else:
-                frame = _BINARY
+                detail = _BINARY
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     text = None
             data, err = parse_json(text)
             event = RecordedEvent(index=len(rec.events), raw=raw, text=text, data=data, parse_error=err,
-                                  t_perf=t_perf, t_wall=t_wall, detail=frame, type_field=request.type_field)
+                                  t_perf=t_perf, t_wall=t_wall, detail=detail, type_field=request.type_field)
             try:
                 kept = admit(rec, event, budget, limits, kept)
             except TooLarge as exc:
@@ -556,24 +583,27 @@ def _read_frames(
                 rec.client_closed = True
                 rec.t_end = time.perf_counter()
                 conn.close(1000, close_wait)
-                rec.detail.close_frame_received = proto.close_rcvd is not None
+                rec.detail.close_frame_received = frames.close_rcvd is not None
                 return
-            _send_due(conn, rec, pending, n, event.type)
-            if event.type in end_types and request.client_ends:
-                # the protocol keeps the socket open for the next request: this stream is over
-                rec.detail.closed_at_end = True
-                rec.t_end = time.perf_counter()
-                conn.close(1000, close_wait)
-                rcvd = proto.close_rcvd
-                rec.detail.close_frame_received = rcvd is not None
-                rec.detail.close_code = rcvd.code if rcvd is not None else None
-                return
-            if event.type in end_types and budget.phase != "grace":
-                budget.enter("grace")
+            etype = event.type
+            if pending:
+                _send_due(conn, rec, pending, n, etype)
+            if etype in end_types:
+                if request.client_ends:
+                    # the protocol keeps the socket open for the next request: this stream is over
+                    rec.detail.closed_at_end = True
+                    rec.t_end = time.perf_counter()
+                    conn.close(1000, close_wait)
+                    rcvd = frames.close_rcvd
+                    rec.detail.close_frame_received = rcvd is not None
+                    rec.detail.close_code = rcvd.code if rcvd is not None else None
+                    return
+                if budget.phase != "grace":
+                    budget.enter("grace")
         # after the messages of this read: how the connection stands
-        sent, rcvd = proto.close_sent, proto.close_rcvd
+        sent, rcvd = frames.close_sent, frames.close_rcvd
         if sent is not None and sent.code in _CLOSE_KINDS and rcvd is None:
-            # websockets failed the connection (bad frame, too big): that is the finding
+            # the server broke the protocol (bad frame, too big) and the client failed the connection: that is the finding
             _failed(conn, rec)
             return
         if rcvd is not None:
@@ -588,7 +618,7 @@ def _read_frames(
             rec.error_kind, rec.error = "closed", "the connection dropped without a close frame (1006)"
             return
         try:
-            events = conn.pump(budget.deadline())
+            messages = conn.pump(budget.deadline())
         except TimeoutError:
             rec.t_end = time.perf_counter()
             rec.error_kind, rec.error = "timeout", budget.describe_timeout()
@@ -598,15 +628,15 @@ def _read_frames(
 def _failed(conn: _Connection, rec: Recording) -> None:
     """The client failed the connection (1002, 1007, 1009) after bad input: record
     it, then give the server a moment to close."""
-    proto = conn.proto
-    assert proto is not None and proto.close_sent is not None
-    sent = proto.close_sent
+    frames = conn.frames
+    assert frames is not None and frames.close_sent is not None
+    sent = frames.close_sent
     rec.t_end = time.perf_counter()
     rec.detail.close_frame_received = False
     rec.error_kind = _CLOSE_KINDS[sent.code]
     rec.error = f"the client closed with {sent.code} ({sent.reason or 'no reason'}) after bad input from the server"
     try:
-        conn.flush()
+        conn.send(frames.data_to_send())
     except OSError:
         pass
     conn.wait_closed(min(0.5, conn.limits.end_grace))
@@ -619,13 +649,13 @@ _BINARY = WSFrameDetail("binary")
 
 def _send_due(conn: _Connection, rec: Recording, pending: list[ClientMessage], n: int, event_type: str | None) -> None:
     """Send the client messages that are due after ``n`` events (the last of type ``event_type``)."""
-    assert conn.proto is not None
+    assert conn.frames is not None
     for message in [m for m in pending if m.due(n, event_type)]:
         pending.remove(message)
         try:
-            conn.proto.send_text(message.text.encode("utf-8"))
+            conn.frames.send_text(message.text.encode("utf-8"))
             before = time.perf_counter()  # no later than the bytes leave: a causal bound on what answers it
-            conn.flush()
+            conn.send(conn.frames.data_to_send())
             rec.detail.messages_sent_at.append(before)
         except (InvalidState, OSError):
             pass  # the connection is closing: the next read reports how
