@@ -28,7 +28,6 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-
 def connect(host: str, port: int, timeout: float) -> socket.socket:
     """``socket.create_connection((host, port), timeout)``, without a name lookup
     when ``host`` is an IP address: under gevent (Locust) the lookup runs in a

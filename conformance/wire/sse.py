@@ -29,7 +29,7 @@ from conformance.recording import Limits, RecordedEvent, Recording, SSEDetail, S
 from conformance.request import Request
 
 from . import http1
-from .common import Budget, admit, parse_json, query_url, shell_line, tls_context
+from .common import Budget, admit, connect, parse_json, query_url, shell_line, tls_context
 from .decode import BoundedDecoder, UnsupportedEncoding
 from .sse_lines import LineSplitter, MessageAssembler, TooLarge
 from .tls import MemoryTLS
@@ -235,7 +235,7 @@ def record_http(transport: SSETransport, request: Request, limits: Limits, on_ev
         rec.error_kind, rec.error = "connect", f"could not build the request: {type(exc).__name__}: {exc}"
         return finish(rec, counter)
     try:
-        sock = socket.create_connection((host, port), timeout=max(0.001, min(limits.connect, limits.total)))
+        sock = connect(host, port, max(0.001, min(limits.connect, limits.total)))
     except TimeoutError:
         rec.error_kind, rec.error = "connect", f"connect timed out after {limits.describe('connect')}"
         return finish(rec, counter)
