@@ -13,10 +13,16 @@ HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events),
                           "no {what} events to judge (see ORDER-FIRST-START)")
 
 
+def _types(rec, ctx) -> frozenset:
+    """The types of a stream's events (``RecordedEvent.type``), once per stream for
+    every precondition that asks (``Context.once``)."""
+    return frozenset([e.type for e in rec.events])
+
+
 def _carries(what: str, types_of) -> Precondition:
     """A precondition: the stream has an event of one of ``types_of(profile)``, so a
     rule about those events has something to judge (never a pass on nothing)."""
-    return Precondition(what, lambda rec, ctx: bool(set(types_of(ctx.profile)) & {e.type for e in rec.events}),
+    return Precondition(what, lambda rec, ctx: not ctx.once(rec, "types", _types).isdisjoint(types_of(ctx.profile)),
                         f"no {{what}} stream carries {what}")
 
 
