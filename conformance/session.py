@@ -384,7 +384,10 @@ def check_stream(recording: Recording, profile: Profile) -> list[Finding]:
     out: list[Finding] = []
     for rule in stream_rules(profile, name):
         ctx = Context(None, profile, rule, transport, cache=cache)
-        if all(pre.test(recording, ctx) for pre in rule.requires):
+        for pre in rule.requires:
+            if not pre.test(recording, ctx):
+                break
+        else:
             out += [f for f in rule.check(recording, ctx) if f.rule == rule.id]
     return out
 
