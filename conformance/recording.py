@@ -235,7 +235,9 @@ class Recording:
     @property
     def payload_bytes(self) -> int:
         """Bytes of event content: the JSON text of every event, UTF-8 encoded."""
-        return sum(len(e.text.encode("utf-8")) if e.text is not None else len(e.raw) for e in self.events)
+        # an ASCII text is as many bytes as characters (isascii is a flag, not a scan): no copy
+        return sum([(len(e.text) if e.text.isascii() else len(e.text.encode("utf-8"))) if e.text is not None
+                    else len(e.raw) for e in self.events])
 
     @property
     def objects(self) -> list[Any]:
