@@ -382,8 +382,14 @@ def check_stream(recording: Recording, profile: Profile) -> list[Finding]:
     transport = name if name in profile.transports else None
     cache: dict[Any, tuple[Recording, Any]] = {}  # what the rules share on this stream (Context.once)
     out: list[Finding] = []
+    found: set[str] | None = None  # the rule IDs of the validation pass
     for rule in stream_rules(profile, name):
-        ctx = Context(None, profile, rule, transport, cache=cache)
+        if rule.validation:
+            if found is None:
+                found = {f.rule for f in Context(None, profile, rule, transport, None, cache).findings(recording)}
+            if rule.id not in found:
+                continue  # its share of the pass is empty: nothing to report, whatever its preconditions
+        ctx = Context(None, profile, rule, transport, None, cache)
         for pre in rule.requires:
             if not pre.test(recording, ctx):
                 break

@@ -196,8 +196,10 @@ def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_fi
     fig.gaps_us = [max(0, int(round((b - a) * 1_000_000))) for a, b in zip(perf, perf[1:])]
     stamps = _timestamps(events, timestamp_field, timestamp_scale)
     delivery = [int(round((ev.t_wall - ts) * 1_000_000)) for ev, ts in zip(events, stamps) if ts is not None]
-    fig.delivery_negative = sum(d < 0 for d in delivery)
-    fig.delivery_us = [d if d >= 0 else 0 for d in delivery] if fig.delivery_negative else delivery
+    if delivery and min(delivery) < 0:  # clock skew: count and clamp
+        fig.delivery_negative = sum(d < 0 for d in delivery)
+        delivery = [d if d >= 0 else 0 for d in delivery]
+    fig.delivery_us = delivery
 
     if rec.connect_s is not None:
         fig.connect_us = max(0, to_us(rec.connect_s))

@@ -653,3 +653,24 @@ def test_the_quick_answers_of_a_clean_stream_still_see_each_breakage(mutate: str
     for e in rec.events:
         e.t_wall = 1_790_000_000.0
     assert expected in rules(validate_recording(rec, PROFILE))
+
+
+def test_validation_rules_report_their_share_of_the_pass_and_nothing_else() -> None:
+    """check_stream does not run a ``validation`` rule whose ID the pass did not find
+    (Rule.validation): so each must return exactly the pass's findings under its ID."""
+    from conformance.session import Context
+
+    stream = numbered(full_stream())
+    stream[2] = {**stream[2], "seq": "2", "type": "no-such-type"}
+    stream[5] = {**stream[5], "chunk": ""}
+    stream.insert(1, {**stream[-1]})
+    rec = _sse_recording(stream)
+    shares = [r for r in RULES.values() if r.validation]
+    assert len(shares) >= 20 and all(r.per_stream and r.binding is None for r in shares)
+    found = 0
+    for rule in shares:
+        ctx = Context(None, PROFILE, rule, "sse")
+        own = [f for f in ctx.findings(rec) if f.rule == rule.id]
+        assert list(rule.check(rec, ctx)) == own, rule.id
+        found += bool(own)
+    assert found >= 4
