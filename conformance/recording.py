@@ -235,9 +235,10 @@ class Recording:
     @property
     def payload_bytes(self) -> int:
         """Bytes of event content: the JSON text of every event, UTF-8 encoded."""
-        # an ASCII text is as many bytes as characters (isascii is a flag, not a scan): no copy
-        return sum([(len(e.text) if e.text.isascii() else len(e.text.encode("utf-8"))) if e.text is not None
-                    else len(e.raw) for e in self.events])
+        texts = [e.text for e in self.events]
+        if None not in texts and all(map(str.isascii, texts)):  # as many bytes as characters: no copy
+            return sum(map(len, texts))
+        return sum(len(e.text.encode("utf-8")) if e.text is not None else len(e.raw) for e in self.events)
 
     @property
     def objects(self) -> list[Any]:

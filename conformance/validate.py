@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
+from itertools import repeat
+from operator import attrgetter, truediv
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -333,9 +335,11 @@ def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | No
     if not name:
         return [None] * len(events)
     scale = profile.timestamp_scale
-    values = [e.data.get(name) if type(e.data) is dict else e for e in events]  # e: not a number
-    if set(map(type, values)) <= {float, int}:  # every event has a number there (no bool: its type is bool)
-        return [v / scale for v in values]
+    data = list(map(_DATA, events))
+    if set(map(type, data)) <= {dict}:
+        values = list(map(dict.get, data, repeat(name)))
+        if set(map(type, values)) <= {float, int}:  # every event has a number there (no bool: its type is bool)
+            return list(map(truediv, values, repeat(scale)))
     out: list[float | None] = []
     for e in events:
         data = e.data
@@ -346,6 +350,9 @@ def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | No
         else:
             out.append(None)
     return out
+
+
+_DATA, _PARSE_ERROR, _NAMED_TYPE = attrgetter("data"), attrgetter("parse_error"), attrgetter("named_type")
 
 
 def _clock_findings(recording: Recording, profile: Profile) -> list[Finding]:
@@ -367,15 +374,19 @@ def validate_recording(recording: Recording, profile: Profile) -> list[Finding]:
     """``validate_stream`` on a recording's events, with JSON parse errors reported
     as SCHEMA-JSON (an event that did not parse takes part in the order checks as
     an event of no type), and ``ts`` held against the arrival clock."""
+    events = recording.events
+    if set(map(_PARSE_ERROR, events)) <= {None} and set(map(_NAMED_TYPE, events)) <= {None}:
+        # every event parsed, none with a type only its transport named (a load run's
+        # streams): the objects are the data as they are, and no finding is set aside
+        doc = profile.document(recording.request)
+        return profile.leveled(_clock_findings(recording, profile)) + validate_stream(list(map(_DATA, events)), profile, doc)
     out = _clock_findings(recording, profile) + [
         finding("SCHEMA-JSON", f"not JSON: {e.parse_error}; raw {short(e.text if e.text is not None else e.raw.decode('latin-1'))}", e.index)
         for e in recording.events
         if e.parse_error is not None
     ]
     out = profile.leveled(out)
-    # e.data is typed_data when the transport named no type (the common case: no property call)
-    objects = [(e.data if e.named_type is None else e.typed_data) if e.parse_error is None else _Unparsed()
-               for e in recording.events]
+    objects = [e.typed_data if e.parse_error is None else _Unparsed() for e in recording.events]
     doc = profile.document(recording.request)
     return out + [f for f in validate_stream(objects, profile, doc)
                   if not (f.rule == "SCHEMA-JSON" and isinstance(objects[f.index], _Unparsed))]
