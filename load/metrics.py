@@ -156,8 +156,19 @@ def _timestamps(events: list[Any], timestamp_field: str | None, scale: float) ->
 
 
 def _us(seconds: Iterable[float]) -> list[int]:
-    """``to_us`` of each value, by ``map`` (a function call per value costs more than the sum)."""
-    return list(map(int, map(round, map(mul, seconds, repeat(1_000_000)))))
+    """``to_us`` of each value, by ``map`` (a Python step per value costs more than
+    the arithmetic). For floats ``float.__round__`` is what ``round`` calls, and
+    already an int: without the builtin's lookup of it and the ``int`` call, a third
+    of the time."""
+    scaled = list(map(mul, seconds, repeat(1_000_000)))
+    if set(map(type, scaled)) <= {float}:
+        return list(map(float.__round__, scaled))
+    return [int(round(s)) for s in scaled]
+
+
+def _whole_seconds(walls: list[float]) -> Iterable[int]:
+    """``int(t)`` of each time (``float.__trunc__`` for floats: what ``int`` calls)."""
+    return map(float.__trunc__, walls) if set(map(type, walls)) <= {float} else map(int, walls)
 
 
 def classify_error(rec: Recording) -> tuple[str | None, str | None]:
@@ -204,7 +215,7 @@ def stream_figures(rec: Recording, findings: Iterable[Any] = (), *, timestamp_fi
     # Python step per event per figure is most of its cost.
     events = rec.events
     walls, perf = list(map(_T_WALL, events)), list(map(_T_PERF, events))
-    fig.events_by_second = dict(Counter(map(int, walls)))
+    fig.events_by_second = dict(Counter(_whole_seconds(walls)))
     gaps = _us(map(sub, perf[1:], perf[:-1]))
     fig.gaps_us = [max(0, g) for g in gaps] if gaps and min(gaps) < 0 else gaps
     stamps = _timestamps(events, timestamp_field, timestamp_scale)
