@@ -23,7 +23,7 @@ from .profile import Profile
 from .recording import Limits, Recording
 from .request import Request
 from .rules.registry import RULES, NotJudged, Rule
-from .validate import Finding, validate_recording
+from .validate import Finding, Stamps, stamps_of, validate_recording
 from .verdict import Outcome, outcome
 from .wire import TRANSPORTS, metrics as wire_metrics
 from .wire import get as get_transport
@@ -262,8 +262,13 @@ class Context:
             return self.session.findings(rec)
         hit = self.cache.get(id(rec))
         if hit is None or hit[0] is not rec:
-            hit = self.cache[id(rec)] = (rec, validate_recording(rec, self.profile))
+            hit = self.cache[id(rec)] = (rec, validate_recording(rec, self.profile, stamps=self.stamps(rec)))
         return hit[1]
+
+    def stamps(self, rec: Recording) -> Stamps:
+        """The recording's timestamps (``conformance.validate.stamps_of``), once per
+        recording: the clock check of validation and the SSE buffering rule read them."""
+        return self.once(rec, "stamps", lambda r, ctx: stamps_of(r.events, ctx.profile))
 
     def once(self, rec: Recording, name: str, compute: Callable[[Recording, "Context"], T]) -> T:
         """``compute(rec, ctx)``, computed once per recording and kept beside its

@@ -125,8 +125,16 @@ def _schema_message(err: ValidationError) -> str:
 
 
 def _indices(types: list[str | None], name: str) -> list[int]:
-    """Where ``name`` is in ``types``, selected in C (``compress``): no Python step per event."""
-    return list(compress(range(len(types)), map(eq, types, repeat(name))))
+    """Where ``name`` is in ``types``: a type that comes a few times (a full event)
+    by ``list.index``, a frequent one (chunks) selected by ``compress``, both in C."""
+    if types.count(name) > 4:
+        return list(compress(range(len(types)), map(eq, types, repeat(name))))
+    out: list[int] = []
+    try:
+        while True:
+            out.append(types.index(name, out[-1] + 1 if out else 0))
+    except ValueError:
+        return out
 
 
 def _order_findings(types: list[str | None], profile: Profile, objects: list[Any] | None = None) -> list[Finding]:
@@ -358,17 +366,33 @@ def all_plausible(stamps: list[float], events: list[RecordedEvent]) -> bool:
     return all(map(le, map(abs, map(sub, stamps, map(_T_WALL, events))), repeat(CLOCK_TOLERANCE_S)))
 
 
-def _clock_findings(recording: Recording, profile: Profile) -> list[Finding]:
+@dataclass(frozen=True)
+class Stamps:
+    """A stream's timestamps, as the clock check here and the SSE buffering check
+    read them: computed once per stream for both (``Context.stamps``)."""
+
+    values: list[float | None]
+    """:func:`timestamps` of the events."""
+    plausible: bool
+    """Every event has one, each within the clock tolerance of its arrival."""
+
+
+def stamps_of(events: list[RecordedEvent], profile: Profile) -> Stamps:
+    values = timestamps(events, profile)
+    return Stamps(values, None not in values and all_plausible(values, events))
+
+
+def _clock_findings(recording: Recording, profile: Profile, stamps: Stamps | None = None) -> list[Finding]:
     field = profile.timestamp_field
     if not field:
         return []
     unit = "Unix milliseconds" if profile.timestamp_scale == 1000 else "Unix seconds"
     events = recording.events
-    stamps = timestamps(events, profile)
-    if None not in stamps and all_plausible(stamps, events):
+    stamps = stamps or stamps_of(events, profile)
+    if stamps.plausible:
         return []
     # ts is a float: plausible_ts(ts, e.t_wall) is the comparison alone (written so that NaN fails it too)
-    off = [(e, ts) for e, ts in zip(events, stamps)
+    off = [(e, ts) for e, ts in zip(events, stamps.values)
            if ts is not None and e.t_wall > 0 and not abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S]
     if not off:
         return []
@@ -377,17 +401,18 @@ def _clock_findings(recording: Recording, profile: Profile) -> list[Finding]:
                     f"client's clock at arrival: not {unit}", e.index, f"/{field}")]
 
 
-def validate_recording(recording: Recording, profile: Profile) -> list[Finding]:
+def validate_recording(recording: Recording, profile: Profile, *, stamps: Stamps | None = None) -> list[Finding]:
     """``validate_stream`` on a recording's events, with JSON parse errors reported
     as SCHEMA-JSON (an event that did not parse takes part in the order checks as
-    an event of no type), and ``ts`` held against the arrival clock."""
+    an event of no type), and ``ts`` held against the arrival clock (``stamps``:
+    ``stamps_of(recording.events, profile)``, when the caller has them already)."""
     events = recording.events
     if set(map(_PARSE_ERROR, events)) <= {None} and set(map(_NAMED_TYPE, events)) <= {None}:
         # every event parsed, none with a type only its transport named (a load run's
         # streams): the objects are the data as they are, and no finding is set aside
         doc = profile.document(recording.request)
-        return profile.leveled(_clock_findings(recording, profile)) + validate_stream(list(map(_DATA, events)), profile, doc)
-    out = _clock_findings(recording, profile) + [
+        return profile.leveled(_clock_findings(recording, profile, stamps)) + validate_stream(list(map(_DATA, events)), profile, doc)
+    out = _clock_findings(recording, profile, stamps) + [
         finding("SCHEMA-JSON", f"not JSON: {e.parse_error}; raw {short(e.text if e.text is not None else e.raw.decode('latin-1'))}", e.index)
         for e in recording.events
         if e.parse_error is not None

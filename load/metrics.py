@@ -150,7 +150,9 @@ def _timestamps(events: list[Any], timestamp_field: str | None, scale: float) ->
     data = list(map(_DATA, events))
     if set(map(type, data)) == {dict}:
         values = list(map(dict.get, data, repeat(timestamp_field)))
-        if set(map(type, values)) == {float} and all(map(math.isfinite, values)):
+        # a sum of floats is finite only if each is (inf and NaN carry through; an
+        # overflow to inf only sends a finite stream down the slow path)
+        if set(map(type, values)) == {float} and math.isfinite(sum(values)):
             return list(map(truediv, values, repeat(scale)))
     return [_event_ts(d, timestamp_field, scale) for d in data]
 

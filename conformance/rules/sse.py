@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from operator import attrgetter, itemgetter
 
-from conformance.validate import CLOCK_TOLERANCE_S, all_plausible, finding, timestamps
+from conformance.validate import CLOCK_TOLERANCE_S, finding
 
 from .registry import NotJudged, Precondition, rule, stream_rule
 
@@ -181,11 +181,12 @@ def sse_id_is_seq(rec, ctx):
 
 
 def _stamp(rec, ctx) -> list[tuple[float, object]]:
-    stamps = timestamps(rec.events, ctx.profile)
-    if None not in stamps and all_plausible(stamps, rec.events):  # every one, at once
-        return list(zip(stamps, rec.events))
+    stamps = ctx.stamps(rec)
+    if stamps.plausible:  # every one
+        return list(zip(stamps.values, rec.events))
     # each ts is a float: plausible_ts(ts, e.t_wall) is the comparison alone
-    return [(ts, e) for e, ts in zip(rec.events, stamps) if ts is not None and abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S]
+    return [(ts, e) for e, ts in zip(rec.events, stamps.values)
+            if ts is not None and abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S]
 
 
 def _stamped(rec, ctx) -> list[tuple[float, object]]:
