@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import is_
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import stimuli as _stimuli
@@ -362,7 +363,7 @@ def stream_rules(profile: Profile, transport: str) -> tuple[Rule, ...]:
     transport, and again only when a rule is registered after."""
     registered = tuple(RULES.values())
     slot = profile.derived(("stream_rules", transport), lambda: [(), ()])  # [the registry then, its rules]
-    if slot[0] == registered:  # item by item, by identity first: cheap
+    if len(slot[0]) == len(registered) and all(map(is_, slot[0], registered)):  # the same rule objects
         return slot[1]
     section = profile.transports.get(transport)
     chosen = []

@@ -206,7 +206,7 @@ def _aggregate_findings(objects: list[Any], types: list[str | None], agg: Aggreg
     holds the concatenation of its chunks' texts (those since the previous full
     event; of the whole stream; or of its key).
 
-    Only the chunk and full events take part, found with ``list.index``; without
+    Only the chunk and full events take part (found by ``_indices``, in C); without
     keys the chunks' texts are read in one comprehension and each full event
     takes the slice since the previous one: most events of a stream are chunks."""
     if agg.full not in types or agg.chunk not in types or agg.chunk == agg.full:
