@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from itertools import compress, repeat
-from operator import attrgetter, eq, itemgetter, le, sub, truediv
+from operator import attrgetter, eq, itemgetter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -330,7 +330,6 @@ def plausible_ts(value: Any, arrival_wall: float) -> bool:
 
 
 _DATA, _PARSE_ERROR, _NAMED_TYPE = attrgetter("data"), attrgetter("parse_error"), attrgetter("named_type")
-_T_WALL = attrgetter("t_wall")
 
 
 def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | None]:
@@ -342,11 +341,9 @@ def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | No
     if not name:
         return [None] * len(events)
     scale = profile.timestamp_scale
-    data = list(map(_DATA, events))
-    if set(map(type, data)) <= {dict}:
-        values = list(map(dict.get, data, repeat(name)))
-        if set(map(type, values)) <= {float, int}:  # every event has a number there (no bool: its type is bool)
-            return list(map(truediv, values, repeat(scale)))
+    values = [e.data.get(name) if type(e.data) is dict else e for e in events]  # e: not a number
+    if set(map(type, values)) <= {float, int}:  # every event has a number there (no bool: its type is bool)
+        return [v / scale for v in values]
     out: list[float | None] = []
     for e in events:
         data = e.data
@@ -362,8 +359,8 @@ def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | No
 def all_plausible(stamps: list[float], events: list[RecordedEvent]) -> bool:
     """Whether every timestamp (floats, one per event, as :func:`timestamps` gives
     them) is within the tolerance of its event's arrival: ``plausible_ts`` of each,
-    by ``map`` (``<=`` is false for NaN, as there)."""
-    return all(map(le, map(abs, map(sub, stamps, map(_T_WALL, events))), repeat(CLOCK_TOLERANCE_S)))
+    in one comprehension (``<=`` is false for NaN, as there)."""
+    return all([abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S for ts, e in zip(stamps, events)])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from itertools import repeat
-from operator import attrgetter, mul, sub, truediv
+from operator import attrgetter, mul, sub
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -138,23 +138,20 @@ def _event_ts(data: Any, timestamp_field: str | None, scale: float = 1.0) -> flo
     return None
 
 
-_T_WALL, _T_PERF, _DATA = attrgetter("t_wall"), attrgetter("t_perf"), attrgetter("data")
+_T_WALL, _T_PERF = attrgetter("t_wall"), attrgetter("t_perf")
 
 
 def _timestamps(events: list[Any], timestamp_field: str | None, scale: float) -> list[float | None]:
-    """``_event_ts`` of each event: at once (``map``, no Python step per event) when
-    every event is an object with a finite float there (a load run's streams),
-    else event by event."""
+    """``_event_ts`` of each event: in one comprehension when every event is an
+    object with a finite float there (a load run's streams), else event by event."""
     if timestamp_field is None:
         return [None] * len(events)
-    data = list(map(_DATA, events))
-    if set(map(type, data)) == {dict}:
-        values = list(map(dict.get, data, repeat(timestamp_field)))
-        # a sum of floats is finite only if each is (inf and NaN carry through; an
-        # overflow to inf only sends a finite stream down the slow path)
-        if set(map(type, values)) == {float} and math.isfinite(sum(values)):
-            return list(map(truediv, values, repeat(scale)))
-    return [_event_ts(d, timestamp_field, scale) for d in data]
+    values = [ev.data.get(timestamp_field) if type(ev.data) is dict else ev for ev in events]  # ev: no number
+    # a sum of floats is finite only if each is (inf and NaN carry through; an
+    # overflow to inf only sends a finite stream down the slow path)
+    if set(map(type, values)) == {float} and math.isfinite(sum(values)):
+        return [v / scale for v in values]
+    return [_event_ts(ev.data, timestamp_field, scale) for ev in events]
 
 
 def _us(seconds: Iterable[float]) -> list[int]:

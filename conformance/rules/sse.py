@@ -4,8 +4,6 @@ every transport of the profile that follows the ``sse`` binding."""
 
 from __future__ import annotations
 
-from operator import attrgetter, itemgetter
-
 from conformance.validate import CLOCK_TOLERANCE_S, finding
 
 from .registry import NotJudged, Precondition, rule, stream_rule
@@ -15,14 +13,11 @@ ACCEPTED = Precondition("accepted", lambda rec, ctx: rec.status == ctx.section.s
 HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events), "no {what} events to judge (see SSE-STATUS)")
 
 
-_DATA, _PARSE_ERROR, _DETAIL = attrgetter("data"), attrgetter("parse_error"), attrgetter("detail")
-_DATA_LINES, _EVENT, _ID = attrgetter("data_lines"), attrgetter("event"), attrgetter("id")
-
-
 def _each_event(rule_id, rec, test):
     """A finding for each event ``test`` has a message for. The rules below first
-    screen the stream with ``map`` over their condition's fields (no Python step per
-    event): a load run's streams are almost all clean, and then ``test`` never runs."""
+    screen the stream with one comprehension of their condition (no call per event):
+    a load run's streams are almost all clean, and then ``test`` never runs. (A chain
+    of ``map`` over the fields measured no faster: one pass beats two.)"""
     out = []
     for event in rec.events:
         message = test(event)
@@ -80,7 +75,7 @@ def sse_json_message(rec, ctx):
             return f"data is JSON {type(event.data).__name__}, not an object"
         return None
 
-    if not any(map(_PARSE_ERROR, rec.events)) and set(map(type, map(_DATA, rec.events))) <= {dict}:
+    if not any([e.parse_error or not isinstance(e.data, dict) for e in rec.events]):
         return []
     return _each_event("SSE-JSON-MESSAGE", rec, test)
 
@@ -88,7 +83,7 @@ def sse_json_message(rec, ctx):
 @stream_rule("SSE-ONE-DATA-LINE", "SHOULD", "4", binding="sse", requires=[HAS_EVENTS])
 def sse_one_data_line(rec, ctx):
     """each event is on one data: line"""
-    if max(map(_DATA_LINES, map(_DETAIL, rec.events)), default=0) <= 1:
+    if not any([e.detail.data_lines > 1 for e in rec.events]):
         return []
     return _each_event("SSE-ONE-DATA-LINE", rec, lambda e: f"the event spans {e.detail.data_lines} data: lines"
                        if e.detail.data_lines > 1 else None)
@@ -100,7 +95,7 @@ def sse_one_data_line(rec, ctx):
 def sse_no_event_name(rec, ctx):
     """messages carry no event: field other than message"""
     allowed = set(ctx.section.allowed_event_names)
-    if set(map(_EVENT, map(_DETAIL, rec.events))) - {None} <= allowed:
+    if all([e.detail.event is None or e.detail.event in allowed for e in rec.events]):
         return []
     return _each_event("SSE-NO-EVENT-NAME", rec, lambda e: f"event: {e.detail.event!r}; EventSource.onmessage never sees it"
                        if e.detail.event is not None and e.detail.event not in allowed else None)
@@ -168,15 +163,8 @@ def sse_id_is_seq(rec, ctx):
             return f"id: {event.detail.id!r} but {field} is {event.data[field]!r}"
         return None
 
-    data = list(map(_DATA, rec.events))
-    if set(map(type, data)) == {dict}:
-        try:
-            values = list(map(itemgetter(field), data))
-        except KeyError:
-            pass  # an event without the field: event by event
-        else:
-            if list(map(str, values)) == list(map(_ID, map(_DETAIL, rec.events))):
-                return []
+    if all([type(e.data) is dict and (field not in e.data or e.detail.id == str(e.data[field])) for e in rec.events]):
+        return []
     return _each_event("SSE-ID-SEQ", rec, test)
 
 

@@ -4,8 +4,6 @@ applies to every transport of the profile that follows the ``ws`` binding."""
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from conformance.validate import finding
 
 from conformance.stimuli import CANCEL_AFTER
@@ -13,10 +11,6 @@ from conformance.stimuli import CANCEL_AFTER
 from .common import stream_problems, valid_and_unchanged
 
 from .registry import NotJudged, Precondition, rule, stream_rule
-
-
-_DATA, _PARSE_ERROR, _DETAIL, _KIND = attrgetter("data"), attrgetter("parse_error"), attrgetter("detail"), \
-    attrgetter("kind")
 
 
 def handshake_ok(rec) -> bool:
@@ -39,7 +33,7 @@ def ws_handshake(rec, ctx):
 @stream_rule("WS-TEXT-FRAMES", "MUST", "5", binding="ws", requires=[OPENED, HAS_EVENTS])
 def ws_text_frames(rec, ctx):
     """every event is a text frame; no binary frames"""
-    if "binary" not in set(map(_KIND, map(_DETAIL, rec.events))):  # by map: no Python step per event
+    if all([e.detail.kind != "binary" for e in rec.events]):  # one comprehension, no call per event
         return []
     return [finding("WS-TEXT-FRAMES", f"binary frame of {len(e.raw)} bytes", e.index)
             for e in rec.events if e.detail.kind == "binary"]
@@ -48,8 +42,8 @@ def ws_text_frames(rec, ctx):
 @stream_rule("WS-JSON-FRAME", "MUST", "5", binding="ws", requires=[OPENED, HAS_EVENTS])
 def ws_json_frame(rec, ctx):
     """each text frame holds exactly one JSON object"""
-    if not any(map(_PARSE_ERROR, rec.events)) and set(map(type, map(_DATA, rec.events))) <= {dict}:
-        return []  # every event an object (screened by map, no Python step per event)
+    if not any([e.parse_error or not isinstance(e.data, dict) for e in rec.events]):
+        return []  # every event an object (one comprehension, no call per event)
     out = []
     for e in rec.events:
         if e.detail.kind != "text":
