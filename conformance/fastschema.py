@@ -24,6 +24,8 @@ answers "no fast path" and the checks run as before.
 from __future__ import annotations
 
 import json
+from itertools import repeat
+from operator import call
 from collections.abc import Callable, Mapping
 from typing import Any
 import weakref
@@ -84,19 +86,41 @@ class EventChecker:
     has a string type the profile knows, and passes that type's schema: exactly
     the case where the slow path would report nothing for it."""
 
-    __slots__ = ("envelope", "types", "type_field")
+    __slots__ = ("envelope", "types", "type_field", "whole")
 
-    def __init__(self, envelope: Check | None, types: dict[str, Check], type_field: str) -> None:
+    def __init__(self, envelope: Check | None, types: dict[str, Check], type_field: str,
+                 whole: dict[str, Check] | None = None) -> None:
         self.envelope, self.types, self.type_field = envelope, types, type_field
+        self.whole: dict[str, Check] = whole if whole is not None else {
+            name: (check if envelope is None else _both(envelope, check)) for name, check in types.items()}
+        """Type -> one check of the envelope and that type's schema together (see :func:`_build`)."""
 
     def valid(self, obj: Any) -> bool:
         if type(obj) is not dict:
             return False
         etype = obj.get(self.type_field)
-        check = self.types.get(etype) if type(etype) is str else None
-        if check is None:
-            return False
-        return (self.envelope is None or self.envelope(obj)) and check(obj)
+        check = self.whole.get(etype) if type(etype) is str else None
+        return check is not None and check(obj)
+
+    def all_valid(self, objects: list[Any]) -> bool:
+        """Whether :meth:`valid` holds for every object."""
+        return self.types_if_valid(objects) is not None
+
+    def types_if_valid(self, objects: list[Any]) -> list[str] | None:
+        """The type of each object when :meth:`valid` holds for every one, else None.
+        By ``map`` (each object's type, then its check, then the calls): no Python
+        step per event."""
+        if not set(map(type, objects)) <= {dict}:
+            return None
+        types = list(map(dict.get, objects, repeat(self.type_field)))
+        if not set(map(type, types)) <= {str}:
+            return None
+        checks = list(map(self.whole.get, types))
+        return types if None not in checks and all(map(call, checks, objects)) else None
+
+
+def _both(first: Check, second: Check) -> Check:
+    return lambda obj: first(obj) and second(obj)
 
 
 _CHECKERS: dict[int, tuple[Any, EventChecker | None]] = {}
@@ -130,12 +154,36 @@ def _build(profile: Any) -> EventChecker | None:
         if envelope is None:
             return None
     types: dict[str, Check] = {}
+    whole: dict[str, Check] = {}
     for name, schema in raw["events"].items():
         check = compile_schema(schema)
         if check is None:
             return None  # one schema without a fast check: keep every event on one path
         types[name] = check
-    return EventChecker(envelope, types, profile.type_field)
+        # the envelope and the type's schema as one schema ({"allOf": [both]}): one call
+        # into the engine per event instead of two, the half of its cost that is converting
+        # the event. Only for schemas without references or identifiers, which would
+        # resolve differently one level down.
+        both = compile_schema({"allOf": [raw["envelope"], schema]}) \
+            if envelope is not None and _self_contained(raw["envelope"]) and _self_contained(schema) else None
+        whole[name] = both if both is not None else (check if envelope is None else _both(envelope, check))
+    return EventChecker(envelope, types, profile.type_field, whole)
+
+
+def _self_contained(schema: Any) -> bool:
+    """Whether a schema holds no ``$`` keyword anywhere (``$ref``, ``$id``, ``$defs``,
+    ``$anchor``, ...): then it means the same nested in another schema. A property
+    named with a ``$`` counts too: a false no only costs speed."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any(isinstance(k, str) and k.startswith("$") for k in node):
+                return False
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
 
 
 # --------------------------------------------------------------------------- JSON

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable, TypeVar
 
 import jsonschema
 import yaml
@@ -21,6 +21,8 @@ from jsonschema import Draft202012Validator
 
 from .request import ClientMessage, Request
 from .template import edit, encode, holds_question, render
+
+T = TypeVar("T")
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "agent-stream/1"
@@ -766,6 +768,19 @@ class Profile:
     def validators(self) -> dict[str, Draft202012Validator]:
         """A compiled Draft 2020-12 validator per event type."""
         return {name: Draft202012Validator(schema) for name, schema in self.raw["events"].items()}
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, computed on the first call for ``key`` and kept on this profile
+        object: what other stages derive from a profile alone (the per-stream rules of
+        a transport, the fast schema checks), once per profile rather than once per
+        stream. A profile is immutable, so a kept value cannot go stale; it lives and
+        dies with the profile (``asking`` makes a new one, with nothing kept)."""
+        store = self.__dict__.setdefault("_derived", {})  # beside cached_property's values; not a field
+        try:
+            return store[key]
+        except KeyError:
+            value = store[key] = build()
+            return value
 
 
 def expand_value(value: Any) -> str:

@@ -15,7 +15,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from operator import is_
+from typing import Any, Callable, Iterable, TypeVar
 
 from . import stimuli as _stimuli
 from .parity import Divergence, is_deterministic, parity_mode, structural_divergence, strict_divergence
@@ -23,13 +24,15 @@ from .profile import Profile
 from .recording import Limits, Recording
 from .request import Request
 from .rules.registry import RULES, NotJudged, Rule
-from .validate import Finding, validate_recording
+from .validate import Finding, Stamps, stamps_of, validate_recording
 from .verdict import Outcome, outcome
 from .wire import TRANSPORTS, metrics as wire_metrics
 from .wire import get as get_transport
 from .wire.transport import available
 
 MAX_WORKERS = 32
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Session:
         self.seed = settings.seed
         self._cache: dict[tuple[str, str], Any] = {}
         self._findings: dict[int, tuple[Recording, list[Finding]]] = {}
+        self._shared: dict[tuple[str, int], tuple[Recording, Any]] = {}
+        """What ``Context.once`` computed, by name and recording."""
         self._lock = threading.RLock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._active_lock = threading.Lock()
@@ -237,8 +242,9 @@ class Context:
     rule: Rule
     transport: str | None = None
     pair: tuple[str, str] | None = None
-    cache: dict[int, tuple[Recording, list[Finding]]] = field(default_factory=dict, repr=False)
-    """Validation results by recording, when there is no session to keep them."""
+    cache: dict[Any, tuple[Recording, Any]] = field(default_factory=dict, repr=False)
+    """Validation results (by ``id`` of the recording) and what :meth:`once` computed
+    (by name and ``id``), when there is no session to keep them."""
     not_judged: list[str] = field(default_factory=list)
     """Why recordings were set aside (another rule reports their cause)."""
 
@@ -257,7 +263,24 @@ class Context:
             return self.session.findings(rec)
         hit = self.cache.get(id(rec))
         if hit is None or hit[0] is not rec:
-            hit = self.cache[id(rec)] = (rec, validate_recording(rec, self.profile))
+            hit = self.cache[id(rec)] = (rec, validate_recording(rec, self.profile, stamps=self.stamps(rec)))
+        return hit[1]
+
+    def stamps(self, rec: Recording) -> Stamps:
+        """The recording's timestamps (``conformance.validate.stamps_of``), once per
+        recording: the clock check of validation and the SSE buffering rule read them."""
+        return self.once(rec, "stamps", lambda r, ctx: stamps_of(r.events, ctx.profile))
+
+    def once(self, rec: Recording, name: str, compute: Callable[[Recording, "Context"], T]) -> T:
+        """``compute(rec, ctx)``, computed once per recording and kept beside its
+        findings: what several rules read on one stream (its set of types, its
+        plausible timestamps). ``compute`` must depend only on the recording and
+        the profile, which every context of a session or a check_stream call shares."""
+        store = self.session._shared if self.session is not None else self.cache
+        key = (name, id(rec))
+        hit = store.get(key)
+        if hit is None or hit[0] is not rec:
+            hit = store[key] = (rec, compute(rec, self))  # the recording is kept, so its id is not reused
         return hit[1]
 
     def divergence(self, left: Recording, right: Recording) -> tuple[str, Divergence | None]:
@@ -329,23 +352,54 @@ def stream_items(rule: Rule, ctx: Context, recordings: list[Recording]) -> list[
     return [(f, rec) for rec in kept for f in rule.check(rec, ctx)]
 
 
+def stream_rules(profile: Profile, transport: str) -> tuple[Rule, ...]:
+    """The per-stream rules that judge a stream of ``transport`` under ``profile``, in
+    registry order: the schema and order rules and those of the transport's binding,
+    less those whose ``skip_unless`` leaves out (the profile lacks their trigger).
+
+    Which rules these are depends on the profile and the registry alone, never on
+    a stream (``skip_unless`` reads the profile and its sections, and the context
+    it gets has no session), so it is worked out once per profile object and
+    transport, and again only when a rule is registered after."""
+    registered = tuple(RULES.values())
+    slot = profile.derived(("stream_rules", transport), lambda: [(), ()])  # [the registry then, its rules]
+    if len(slot[0]) == len(registered) and all(map(is_, slot[0], registered)):  # the same rule objects
+        return slot[1]
+    section = profile.transports.get(transport)
+    chosen = []
+    for rule in registered:
+        if not rule.per_stream:
+            continue
+        if rule.binding is not None and (section is None or section.binding != rule.binding):
+            continue  # a binding rule needs the profile's section of this transport
+        ctx = Context(None, profile, rule, transport if section is not None else None)
+        if rule.skip_unless is not None and rule.skip_unless(ctx):
+            continue
+        chosen.append(rule)
+    slot[:] = registered, tuple(chosen)
+    return slot[1]
+
+
 def check_stream(recording: Recording, profile: Profile) -> list[Finding]:
     """Every per-stream rule a recorded stream breaks, without a session or pytest:
     the schema and order rules and the rules of the stream's binding, each where
     its preconditions hold. The load scenarios run this on every stream."""
     name = recording.transport
-    section = profile.transports.get(name)
-    cache: dict[int, tuple[Recording, list[Finding]]] = {}
+    transport = name if name in profile.transports else None
+    cache: dict[Any, tuple[Recording, Any]] = {}  # what the rules share on this stream (Context.once)
     out: list[Finding] = []
-    for rule in RULES.values():
-        if not rule.per_stream:
-            continue
-        if rule.binding is not None and (section is None or section.binding != rule.binding):
-            continue  # a binding rule needs the profile's section of this transport
-        ctx = Context(None, profile, rule, name if section is not None else None, cache=cache)
-        if rule.skip_unless is not None and rule.skip_unless(ctx):
-            continue
-        if all(pre.test(recording, ctx) for pre in rule.requires):
+    found: set[str] | None = None  # the rule IDs of the validation pass
+    for rule in stream_rules(profile, name):
+        if rule.validation:
+            if found is None:
+                found = {f.rule for f in Context(None, profile, rule, transport, None, cache).findings(recording)}
+            if rule.id not in found:
+                continue  # its share of the pass is empty: nothing to report, whatever its preconditions
+        ctx = Context(None, profile, rule, transport, None, cache)
+        for pre in rule.requires:
+            if not pre.test(recording, ctx):
+                break
+        else:
             out += [f for f in rule.check(recording, ctx) if f.rule == rule.id]
     return out
 

@@ -101,6 +101,37 @@ def test_every_event_schema_gets_the_same_answer_on_both_paths(path, engine):
     assert compared > 50 and rejected > compared // 2  # the instances reach both answers (one type: 78)
 
 
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_a_whole_stream_is_valid_exactly_when_each_event_is(path, engine):
+    """``all_valid`` (one loop, the envelope and the type's schema in one check) says
+    what ``valid`` says of every event."""
+    profile = load_profile(str(path))
+    fast = fastschema.checker(profile)
+    instances = list(_instances(profile))
+    good = [obj for obj in instances if fast.valid(obj)]
+    assert fast.all_valid(good) and fast.all_valid([])  # (no instance of a profile may be valid: then [])
+    for obj in instances:
+        assert fast.all_valid(good + [obj]) == fast.valid(obj), obj
+
+
+def test_schemas_with_references_keep_their_own_checks(engine):
+    """A schema with ``$ref``/``$defs`` would resolve differently nested under the
+    envelope's ``allOf``: its events are checked by the two schemas one after the other."""
+    from conformance.profile import Profile
+
+    base = load_profile("agent-stream/1")
+    events = {**base.raw["events"],
+              "progress": {"$defs": {"text": {"type": "string", "minLength": 1}}, "type": "object",
+                           "required": ["stage"], "properties": {"stage": {"$ref": "#/$defs/text"}}}}
+    profile = Profile(base.name, base.path, {**base.raw, "events": events})
+    fast = fastschema.checker(profile)
+    assert fast.whole["progress"] is not fast.types["progress"]  # not one compiled schema
+    assert fast.valid({"type": "progress", "stage": "x"})
+    assert not fast.valid({"type": "progress", "stage": ""})
+    assert not fast.valid({"type": "progress", "stage": "x", "seq": -1})  # the envelope still applies
+    assert not fastschema._self_contained(events["progress"]) and fastschema._self_contained(events["start"])
+
+
 @pytest.mark.parametrize("transport", ["sse", "ws"])
 @pytest.mark.parametrize("defect", [None, *sorted({d.name for d in DEFECTS})])
 def test_every_broken_backend_gets_the_same_findings_on_both_paths(defect, transport, engine, monkeypatch):

@@ -557,3 +557,120 @@ def test_clock_check_needs_an_arrival_time() -> None:
     """A hand-made recording without arrival times is not judged on its clock."""
     rec = _stamped_recording([1.0, 2.0, 3.0], 0.0)
     assert [f for f in validate_recording(rec, PROFILE) if f.rule == "SCHEMA-TS-SECONDS"] == []
+
+
+# --- what judge keeps between streams, and what it shares within one ---------------------
+
+def _sse_recording(stream: list[Any]) -> Recording:
+    """An accepted SSE recording of ``stream`` (ids equal to seq), arriving now."""
+    from conformance.recording import SSEDetail, SSEEventDetail
+
+    rec = Recording(request=Request("sse", "http://127.0.0.1:1/agent/stream"), status=200,
+                    response_headers=[("content-type", "text/event-stream"), ("cache-control", "no-cache"),
+                                      ("x-accel-buffering", "no")], detail=SSEDetail())
+    rec.t_headers, rec.t_end = 0.0, 0.01
+    for i, obj in enumerate(stream):
+        text = json.dumps(obj)
+        rec.events.append(RecordedEvent(index=i, raw=text.encode(), text=text, data=obj, t_perf=i * 1e-4,
+                                        t_wall=obj.get("ts", 0.0), detail=SSEEventDetail(id=str(obj.get("seq")),
+                                                                                         data_lines=1)))
+    return rec
+
+
+def test_check_stream_runs_each_profiles_own_rules_on_the_same_recording() -> None:
+    """The per-stream rules are worked out once per profile object (Profile.derived):
+    a second profile, alike but for its seq field, is not judged by the first one's."""
+    from conformance.rules import check_stream
+
+    stream = numbered(full_stream())
+    stream[3] = {**stream[3], "seq": 7}
+    rec = _sse_recording(stream)
+    without_seq = Profile(PROFILE.name, PROFILE.path, {k: v for k, v in PROFILE.raw.items() if k != "seq_field"})
+    assert "ORDER-SEQ" in rules(check_stream(rec, PROFILE))
+    assert "ORDER-SEQ" not in rules(check_stream(rec, without_seq))
+    assert "ORDER-SEQ" in rules(check_stream(rec, PROFILE))  # the first profile's rules are still its own
+    assert PROFILE.asking(["q"]).__dict__.get("_derived") is None  # a new profile keeps nothing of the old
+
+
+def test_check_stream_sees_a_recording_changed_between_two_calls() -> None:
+    """What the rules share on a stream (its findings, its types, its timestamps) is
+    kept for one call only: the same recording object, changed, is judged afresh."""
+    from conformance.rules import check_stream
+
+    rec = _sse_recording(numbered(full_stream()))
+    assert check_stream(rec, PROFILE) == []
+    rec.events[1].data["type"] = "no-such-type"
+    rec.events[2].data["ts"] = rec.events[2].data["ts"] * 1000
+    assert {"SCHEMA-TYPE-KNOWN", "SCHEMA-TS-SECONDS"} <= set(rules(check_stream(rec, PROFILE)))
+
+
+def test_check_stream_runs_a_rule_registered_after_its_first_call() -> None:
+    from conformance.rules import check_stream, stream_rule
+    from conformance.validate import finding
+
+    rec = _sse_recording(numbered(full_stream()))
+    assert check_stream(rec, PROFILE) == []
+    try:
+        @stream_rule("TEST-LATE-RULE", "MUST", "2")
+        def late(rec, ctx):
+            """a rule registered late"""
+            return [finding("TEST-LATE-RULE", "always")]
+
+        assert rules(check_stream(rec, PROFILE)) == ["TEST-LATE-RULE"]
+    finally:
+        RULES.pop("TEST-LATE-RULE", None)
+    assert check_stream(rec, PROFILE) == []
+
+
+@pytest.mark.parametrize("mutate", ["seq-bool", "seq-float", "seq-missing", "chunk-not-text", "ts-text", "ts-nan",
+                                    "two-terminals", "terminal-mid"])
+def test_the_quick_answers_of_a_clean_stream_still_see_each_breakage(mutate: str) -> None:
+    """The validator answers a clean stream from counts and pairs of types; one
+    event off in any of these ways still gets its finding."""
+    stream = numbered(full_stream())
+    code = next(i for i, e in enumerate(stream) if e["type"] == "code_chunk")
+    done = next(i for i, e in enumerate(stream) if e["type"] == "complete")
+    expected = {"seq-bool": "ORDER-SEQ", "seq-float": "ORDER-SEQ", "seq-missing": "ORDER-SEQ",
+                "chunk-not-text": "SCHEMA-EVENT", "ts-text": "SCHEMA-ENVELOPE", "ts-nan": "SCHEMA-TS-SECONDS",
+                "two-terminals": "ORDER-ONE-TERMINAL", "terminal-mid": "ORDER-TERMINAL-THEN-END"}[mutate]
+    if mutate == "seq-bool":
+        stream[1]["seq"] = True
+    elif mutate == "seq-float":
+        stream[2]["seq"] = 2.0
+    elif mutate == "seq-missing":
+        del stream[4]["seq"]
+    elif mutate == "chunk-not-text":
+        stream[code]["chunk"] = 5
+    elif mutate == "ts-text":
+        stream[3]["ts"] = "now"
+    elif mutate == "ts-nan":
+        stream[3]["ts"] = float("nan")
+    elif mutate == "two-terminals":
+        stream.insert(done, {**stream[done]})
+    elif mutate == "terminal-mid":
+        stream.insert(done - 1, {**stream[done]})
+    rec = _sse_recording(numbered(stream) if mutate.startswith("two") or mutate == "terminal-mid" else stream)
+    for e in rec.events:
+        e.t_wall = 1_790_000_000.0
+    assert expected in rules(validate_recording(rec, PROFILE))
+
+
+def test_validation_rules_report_their_share_of_the_pass_and_nothing_else() -> None:
+    """check_stream does not run a ``validation`` rule whose ID the pass did not find
+    (Rule.validation): so each must return exactly the pass's findings under its ID."""
+    from conformance.session import Context
+
+    stream = numbered(full_stream())
+    stream[2] = {**stream[2], "seq": "2", "type": "no-such-type"}
+    stream[5] = {**stream[5], "chunk": ""}
+    stream.insert(1, {**stream[-1]})
+    rec = _sse_recording(stream)
+    shares = [r for r in RULES.values() if r.validation]
+    assert len(shares) >= 20 and all(r.per_stream and r.binding is None for r in shares)
+    found = 0
+    for rule in shares:
+        ctx = Context(None, PROFILE, rule, "sse")
+        own = [f for f in ctx.findings(rec) if f.rule == rule.id]
+        assert list(rule.check(rec, ctx)) == own, rule.id
+        found += bool(own)
+    assert found >= 4

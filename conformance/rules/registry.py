@@ -70,6 +70,11 @@ class Rule:
     only_with: str | None = None
     """The ``Settings`` field that must be set for the rule to be run at all (``"browser"``:
     the BROWSER-* rules exist only with ``--browser``); None: always run."""
+    validation: bool = False
+    """The rule reports its share of the stream's validation pass (the findings of
+    ``ctx.findings(rec)`` under its ID) and nothing else: a stream whose pass has
+    none under its ID passes it, whatever its preconditions (``check_stream`` then
+    does not run it)."""
 
     @property
     def about(self) -> str:
@@ -109,12 +114,13 @@ def rule(rule_id: str, level: Level, section: str, *, binding: str | None = None
 
 def stream_rule(rule_id: str, level: Level, section: str, *, binding: str | None = None,
                 needs: Iterable[str] = ("baseline",), requires: Iterable[Precondition] = (),
-                skip_unless: Callable[["Context"], str | None] | None = None) -> Callable:
-    """Register ``fn(rec, ctx) -> [Finding]`` as a rule that judges one stream alone."""
+                skip_unless: Callable[["Context"], str | None] | None = None, validation: bool = False) -> Callable:
+    """Register ``fn(rec, ctx) -> [Finding]`` as a rule that judges one stream alone
+    (``validation``: ``fn`` returns its share of the validation pass, see ``Rule.validation``)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _register(Rule(rule_id, level, section, _requirement(fn), fn, binding, "transport", tuple(needs),
-                       tuple(requires), True, skip_unless))
+                       tuple(requires), True, skip_unless, validation=validation))
         return fn
 
     return decorate

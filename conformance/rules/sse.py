@@ -4,7 +4,7 @@ every transport of the profile that follows the ``sse`` binding."""
 
 from __future__ import annotations
 
-from conformance.validate import finding, plausible_ts
+from conformance.validate import CLOCK_TOLERANCE_S, finding
 
 from .registry import NotJudged, Precondition, rule, stream_rule
 
@@ -14,6 +14,10 @@ HAS_EVENTS = Precondition("events", lambda rec, ctx: bool(rec.events), "no {what
 
 
 def _each_event(rule_id, rec, test):
+    """A finding for each event ``test`` has a message for. The rules below first
+    screen the stream with one comprehension of their condition (no call per event):
+    a load run's streams are almost all clean, and then ``test`` never runs. (A chain
+    of ``map`` over the fields measured no faster: one pass beats two.)"""
     out = []
     for event in rec.events:
         message = test(event)
@@ -71,12 +75,16 @@ def sse_json_message(rec, ctx):
             return f"data is JSON {type(event.data).__name__}, not an object"
         return None
 
+    if not any([e.parse_error or not isinstance(e.data, dict) for e in rec.events]):
+        return []
     return _each_event("SSE-JSON-MESSAGE", rec, test)
 
 
 @stream_rule("SSE-ONE-DATA-LINE", "SHOULD", "4", binding="sse", requires=[HAS_EVENTS])
 def sse_one_data_line(rec, ctx):
     """each event is on one data: line"""
+    if not any([e.detail.data_lines > 1 for e in rec.events]):
+        return []
     return _each_event("SSE-ONE-DATA-LINE", rec, lambda e: f"the event spans {e.detail.data_lines} data: lines"
                        if e.detail.data_lines > 1 else None)
 
@@ -87,6 +95,8 @@ def sse_one_data_line(rec, ctx):
 def sse_no_event_name(rec, ctx):
     """messages carry no event: field other than message"""
     allowed = set(ctx.section.allowed_event_names)
+    if all([e.detail.event is None or e.detail.event in allowed for e in rec.events]):
+        return []
     return _each_event("SSE-NO-EVENT-NAME", rec, lambda e: f"event: {e.detail.event!r}; EventSource.onmessage never sees it"
                        if e.detail.event is not None and e.detail.event not in allowed else None)
 
@@ -153,17 +163,24 @@ def sse_id_is_seq(rec, ctx):
             return f"id: {event.detail.id!r} but {field} is {event.data[field]!r}"
         return None
 
+    if all([type(e.data) is dict and (field not in e.data or e.detail.id == str(e.data[field])) for e in rec.events]):
+        return []
     return _each_event("SSE-ID-SEQ", rec, test)
 
 
+def _stamp(rec, ctx) -> list[tuple[float, object]]:
+    stamps = ctx.stamps(rec)
+    if stamps.plausible:  # every one
+        return list(zip(stamps.values, rec.events))
+    # each ts is a float: plausible_ts(ts, e.t_wall) is the comparison alone
+    return [(ts, e) for e, ts in zip(rec.events, stamps.values)
+            if ts is not None and abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S]
+
+
 def _stamped(rec, ctx) -> list[tuple[float, object]]:
-    """(timestamp in Unix seconds, event) for each event with a plausible timestamp."""
-    out = []
-    for e in rec.events:
-        ts = ctx.profile.timestamp_s(e.data)
-        if ts is not None and plausible_ts(ts, e.t_wall):
-            out.append((ts, e))
-    return out
+    """(timestamp in Unix seconds, event) for each event with a plausible timestamp;
+    once per stream, for the precondition and the rule."""
+    return ctx.once(rec, "stamped", _stamp)
 
 
 def _long_enough(rec, ctx) -> bool:

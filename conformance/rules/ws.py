@@ -33,6 +33,8 @@ def ws_handshake(rec, ctx):
 @stream_rule("WS-TEXT-FRAMES", "MUST", "5", binding="ws", requires=[OPENED, HAS_EVENTS])
 def ws_text_frames(rec, ctx):
     """every event is a text frame; no binary frames"""
+    if all([e.detail.kind != "binary" for e in rec.events]):  # one comprehension, no call per event
+        return []
     return [finding("WS-TEXT-FRAMES", f"binary frame of {len(e.raw)} bytes", e.index)
             for e in rec.events if e.detail.kind == "binary"]
 
@@ -40,6 +42,8 @@ def ws_text_frames(rec, ctx):
 @stream_rule("WS-JSON-FRAME", "MUST", "5", binding="ws", requires=[OPENED, HAS_EVENTS])
 def ws_json_frame(rec, ctx):
     """each text frame holds exactly one JSON object"""
+    if not any([e.parse_error or not isinstance(e.data, dict) for e in rec.events]):
+        return []  # every event an object (one comprehension, no call per event)
     out = []
     for e in rec.events:
         if e.detail.kind != "text":
