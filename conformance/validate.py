@@ -20,7 +20,7 @@ from jsonschema import ValidationError
 
 from . import pointer as jp
 from .fastschema import checker
-from .profile import Aggregate, Profile
+from .profile import Aggregate, Profile, timestamps_s
 from .recording import RecordedEvent, Recording
 
 
@@ -333,27 +333,10 @@ _DATA, _PARSE_ERROR, _NAMED_TYPE = attrgetter("data"), attrgetter("parse_error")
 
 
 def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | None]:
-    """``profile.timestamp_s(e.data)`` of every event, in one pass: the clock check
-    here and the buffering check of the SSE binding read them on every stream of a
-    load run, and a method call per event costs more than the test itself. Each
-    is a float (a number divided by the scale) or None."""
-    name = profile.timestamp_field
-    if not name:
-        return [None] * len(events)
-    scale = profile.timestamp_scale
-    values = [e.data.get(name) if type(e.data) is dict else e for e in events]  # e: not a number
-    if set(map(type, values)) <= {float, int}:  # every event has a number there (no bool: its type is bool)
-        return [v / scale for v in values]
-    out: list[float | None] = []
-    for e in events:
-        data = e.data
-        value = data.get(name) if isinstance(data, dict) else None
-        t = type(value)
-        if t is float or t is int or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            out.append(value / scale)
-        else:
-            out.append(None)
-    return out
+    """``profile.timestamp_s(e.data)`` of every event, in one pass
+    (:func:`conformance.profile.timestamps_s`): the clock check here and the
+    buffering check of the SSE binding read them on every stream of a load run."""
+    return timestamps_s(events, profile.timestamp_field, profile.timestamp_scale)
 
 
 def all_plausible(stamps: list[float], events: list[RecordedEvent]) -> bool:

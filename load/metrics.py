@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 from hdrh.histogram import HdrHistogram
 
 from conformance.contracts import HDR_DIGITS, HDR_HIGHEST, HDR_LOWEST, PERCENTILES, RECORDED, ErrorKind
+from conformance.profile import timestamps_s
 from conformance.recording import Recording
 from conformance.wire import get as get_transport
 
@@ -129,29 +130,18 @@ class StreamFigures:
         }
 
 
-def _event_ts(data: Any, timestamp_field: str | None, scale: float = 1.0) -> float | None:
-    """The event's timestamp in Unix seconds (``scale``: units per second, 1000 for ms)."""
-    if timestamp_field is not None and isinstance(data, dict):
-        ts = data.get(timestamp_field)
-        if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
-            return float(ts) / scale
-    return None
-
-
 _T_WALL, _T_PERF = attrgetter("t_wall"), attrgetter("t_perf")
 
 
 def _timestamps(events: list[Any], timestamp_field: str | None, scale: float) -> list[float | None]:
-    """``_event_ts`` of each event: in one comprehension when every event is an
-    object with a finite float there (a load run's streams), else event by event."""
-    if timestamp_field is None:
-        return [None] * len(events)
-    values = [ev.data.get(timestamp_field) if type(ev.data) is dict else ev for ev in events]  # ev: no number
+    """Each event's timestamp in Unix seconds (``conformance.profile.timestamps_s``),
+    None where it has none or it is not finite (no delivery latency from those)."""
+    stamps = timestamps_s(events, timestamp_field, scale)
     # a sum of floats is finite only if each is (inf and NaN carry through; an
     # overflow to inf only sends a finite stream down the slow path)
-    if set(map(type, values)) == {float} and math.isfinite(sum(values)):
-        return [v / scale for v in values]
-    return [_event_ts(ev.data, timestamp_field, scale) for ev in events]
+    if None in stamps or not math.isfinite(sum(stamps)):
+        return [t if t is not None and math.isfinite(t) else None for t in stamps]
+    return stamps
 
 
 def _us(seconds: Iterable[float]) -> list[int]:

@@ -553,6 +553,19 @@ def test_ts_not_in_unix_seconds_is_caught(scale: float, offset: float) -> None:
     assert len(found) == 1 and found[0].index == 0 and found[0].pointer == "/ts"
 
 
+def test_a_ts_too_large_for_a_float_is_a_finding_not_a_crash() -> None:
+    """An integer of 400 digits has no float: it is judged off the clock, and it
+    gives no delivery latency (it used to raise OverflowError in both)."""
+    from load.metrics import stream_figures
+
+    now = 1_795_500_000.0
+    rec = _stamped_recording([now, 10**400, now + 0.001], now)
+    found = [f for f in validate_recording(rec, PROFILE) if f.rule == "SCHEMA-TS-SECONDS"]
+    assert len(found) == 1 and found[0].index == 1 and "+inf s from the client's clock" in found[0].message
+    fig = stream_figures(rec, [], timestamp_field="ts")
+    assert len(fig.delivery_us) == 2
+
+
 def test_clock_check_needs_an_arrival_time() -> None:
     """A hand-made recording without arrival times is not judged on its clock."""
     rec = _stamped_recording([1.0, 2.0, 3.0], 0.0)
