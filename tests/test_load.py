@@ -217,6 +217,23 @@ def test_percentiles_keep_microsecond_resolution():
     assert st["min_ms"] == 0.001 and st["max_ms"] == 1.0 and st["mean_ms"] == pytest.approx(0.5005)
 
 
+def test_recording_many_values_at_once_is_recording_each():
+    import random
+
+    rng = random.Random(7)
+    cases = [[], [0] * 50, [rng.randint(0, 3_000) for _ in range(500)],
+             [rng.choice([0, 0, 1, 17, 2**40, -5, 10**13]) for _ in range(300)], [1.6, 2.4, 3_000_000.5]]
+    for values in cases:
+        one, many = MetricAccumulator(), MetricAccumulator()
+        one.record(11)
+        many.record(11)
+        for v in values:
+            one.record(v)
+        many.record_many(values)
+        assert (many.count, many.total, many.min, many.max) == (one.count, one.total, one.min, one.max), values[:5]
+        assert many.encode() == one.encode()
+
+
 def test_merge_is_exact_and_survives_the_wire():
     a, b, both = RunAccumulator(), RunAccumulator(), RunAccumulator()
     for i in range(30):
