@@ -130,7 +130,7 @@ def _head_bytes(transport: "SSETransport", request: Request, host_header: str, t
     return http1.request_head(request.method, target, headers), headers
 
 
-def is_event_stream(status: int, content_type: str | None) -> bool:
+def _is_event_stream(status: int, content_type: str | None) -> bool:
     """Whether a response with this status and Content-Type carries an event stream."""
     return 200 <= status < 300 and status != 204 and media_type(content_type) == "text/event-stream"
 
@@ -277,22 +277,9 @@ def _exchange(conn: _Socket, rec: Recording, budget: Budget, limits: Limits, on_
         rec.t_headers = conn.counter.received.t_head or time.perf_counter()
         rec.status = parser.head.status
         rec.response_headers = parser.head.headers
-        content_encoding = rec.header("content-encoding")
-        chunks = _body(conn, parser, first)
-        if is_event_stream(rec.status, rec.header("content-type")):
-            _read_events(rec, budget, limits, request.close_after, frozenset(request.end_types), on_event,
-                         request.end_sentinel, request.type_field, request.type_from_event,
-                         chunks=chunks, content_encoding=content_encoding)
-        else:
-            _read_body(rec, budget, limits, chunks=chunks, content_encoding=content_encoding)
+        read_response(rec, budget, limits, on_event, _body(conn, parser, first))
     except _CallbackRaised as exc:
         raise exc.args[0] from None
-    except TooLarge as exc:
-        rec.error_kind, rec.error = "too_large", str(exc)
-    except UnsupportedEncoding as exc:
-        rec.error_kind, rec.error = "protocol", str(exc)
-    except _TooMany as exc:
-        rec.error_kind, rec.error = "too_many", str(exc)
     except TimeoutError:
         rec.error_kind, rec.error = "timeout", budget.describe_timeout()
     except http1.Incomplete as exc:
@@ -317,6 +304,30 @@ def _body(conn: _Socket, parser: http1.ResponseParser, first: bytes) -> Iterator
         piece = parser.feed(data)
         if piece:
             yield piece
+
+
+def read_response(rec: Recording, budget: Budget, limits: Limits, on_event: OnEvent | None,
+                  chunks: Iterable[bytes]) -> None:
+    """The body of the response whose head ``rec`` holds, given as its raw pieces:
+    its events when it is an event stream, else the body itself, bounded. What
+    the reading itself finds (a bound passed, a coding not asked for) goes on
+    ``rec``; the transport's own errors (timeouts, resets, framing) propagate to
+    its recorder, and what ``on_event`` raises as :class:`_CallbackRaised`."""
+    request = rec.request
+    coding = rec.header("content-encoding")
+    try:
+        if _is_event_stream(rec.status or 0, rec.header("content-type")):
+            _read_events(rec, budget, limits, request.close_after, frozenset(request.end_types), on_event,
+                         request.end_sentinel, request.type_field, request.type_from_event,
+                         chunks=chunks, content_encoding=coding)
+        else:
+            _read_body(rec, budget, limits, chunks=chunks, content_encoding=coding)
+    except TooLarge as exc:
+        rec.error_kind, rec.error = "too_large", str(exc)
+    except UnsupportedEncoding as exc:
+        rec.error_kind, rec.error = "protocol", str(exc)
+    except _TooMany as exc:
+        rec.error_kind, rec.error = "too_many", str(exc)
 
 
 class _TooMany(Exception):

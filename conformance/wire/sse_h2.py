@@ -44,8 +44,7 @@ from conformance.recording import Limits, Recording, SSEDetail
 from conformance.request import Request
 
 from .common import Budget, query_url
-from .decode import UnsupportedEncoding
-from .sse import SSETransport, TooLarge, _CallbackRaised, _read_body, _read_events, _TooMany, is_event_stream
+from .sse import SSETransport, _CallbackRaised, read_response
 from .tls import MemoryTLS
 from .transport import OnEvent, register
 from .wire import WireCounter, _Direction, finish
@@ -387,7 +386,6 @@ def _record_httpx(transport: SSETransport, request: Request, limits: Limits, on_
     rec.t_start = time.perf_counter()
     budget = Budget(limits, rec.t_start)
     budget.enter("head", now=rec.t_start)
-    end_set = frozenset(request.end_types)
     req_headers = transport.request_headers(request)
 
     pool = httpcore.ConnectionPool(
@@ -417,23 +415,11 @@ def _record_httpx(transport: SSETransport, request: Request, limits: Limits, on_
                 rec.t_headers = counter.received.t_head or time.perf_counter()
                 rec.status = response.status_code
                 rec.response_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
-                coding = response.headers.get("content-encoding")
-                if is_event_stream(response.status_code, response.headers.get("content-type")):
-                    _read_events(rec, budget, limits, request.close_after, end_set, on_event,
-                                 request.end_sentinel, request.type_field, request.type_from_event,
-                                 chunks=response.iter_raw(), content_encoding=coding)
-                else:
-                    _read_body(rec, budget, limits, chunks=response.iter_raw(), content_encoding=coding)
+                read_response(rec, budget, limits, on_event, response.iter_raw())
             finally:
                 response.close()  # mid-stream, this closes the connection (the client leaves)
     except _CallbackRaised as exc:
         raise exc.args[0] from None
-    except TooLarge as exc:
-        rec.error_kind, rec.error = "too_large", str(exc)
-    except UnsupportedEncoding as exc:
-        rec.error_kind, rec.error = "protocol", str(exc)
-    except _TooMany as exc:
-        rec.error_kind, rec.error = "too_many", str(exc)
     except httpx.TimeoutException as exc:
         rec.error_kind = "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "timeout"
         rec.error = f"connect timed out after {limits.describe('connect')}" if rec.error_kind == "connect" else budget.describe_timeout()
