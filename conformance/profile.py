@@ -548,7 +548,6 @@ def _at(doc: dict[str, Any]) -> At:
     return At(type_names(doc["event"]), doc["pointer"], doc.get("request"))
 
 
-
 def seconds(value: Any, scale: float) -> float | None:
     """A timestamp's value in seconds (``scale``: its units per second), or None
     when it is not a number (a bool is not). An integer too large for a float
@@ -575,6 +574,7 @@ def timestamps_s(events: list[Any], field: str | None, scale: float) -> list[flo
         except OverflowError:
             pass
     return [seconds(v, scale) for v in values]
+
 
 @dataclass(frozen=True)
 class Profile:

@@ -654,3 +654,24 @@ def test_ws_fragmented_message_is_one_event():
 def test_a_host_idna_cannot_encode_is_a_connect_error(record):
     rec = record("http://" + "a" * 64 + ".example/x", limits=FAST)
     assert rec.error_kind == "connect", rec.error
+
+
+def _tls_trickle(conn) -> None:
+    """Takes the ClientHello, then sends the header of a 16 KB TLS record and its
+    body a byte at a time: every read gets something, the handshake never ends."""
+    conn.recv(65536)
+    conn.sendall(b"\x16\x03\x03\x40\x00")
+    for _ in range(200):
+        time.sleep(0.05)
+        conn.sendall(b"\x00")
+
+
+@pytest.mark.parametrize("record", [record_sse, record_ws], ids=["sse", "ws"])
+def test_a_tls_peer_that_trickles_bytes_cannot_outlast_the_deadline(record) -> None:
+    with raw_server(_tls_trickle) as srv:
+        url = srv.base_url.replace("http://", "https://") + "/agent/stream"
+        t0 = time.perf_counter()
+        rec = record(url.replace("https", "wss") if record is record_ws else url, limits=FAST)
+        took = time.perf_counter() - t0
+    assert rec.events == [] and rec.error_kind in ("timeout", "connect"), (rec.error_kind, rec.error)
+    assert took < FAST.first_event + 1.0, took

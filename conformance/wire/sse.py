@@ -60,6 +60,11 @@ class _Socket:
         self.tls.handshake()
 
     def _recv_raw(self, n: int) -> bytes:
+        if self.tls is not None:  # one TLS read may take many of these: each is held to the deadline
+            remaining = self.budget.remaining()
+            if remaining <= 0:
+                raise TimeoutError
+            self._bound(remaining)
         data = self.sock.recv(n)
         self.counter.on_received(data, app=self.tls is None)
         return data

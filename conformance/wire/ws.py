@@ -114,7 +114,18 @@ class _TLSSocket:
         self._csock = csock
         self._counter = counter
         csock.plaintext = False
-        self._tls = MemoryTLS(context, server_hostname, csock.recv, csock.sendall)
+        self._tls = MemoryTLS(context, server_hostname, self._recv_raw, csock.sendall)
+        self.deadline = float("inf")
+        """perf_counter time past which no read of ciphertext may wait: one TLS read
+        (the handshake, a record) may take many, and a peer that sends a byte at
+        a time would otherwise keep each one short and the whole without end."""
+
+    def _recv_raw(self, bufsize: int) -> bytes:
+        remaining = self.deadline - time.perf_counter()
+        if remaining <= 0:
+            raise TimeoutError
+        self._csock.settimeout(remaining)
+        return self._csock.recv(bufsize)
 
     def handshake(self) -> None:
         self._tls.handshake()
@@ -302,7 +313,7 @@ def _over_socket(rec: Recording, sock: socket.socket, parts: urllib.parse.SplitR
         # (Host then names the port)
         tls_sock = _TLSSocket(csock, tls_context(), parts.hostname, counter)
         try:
-            sock.settimeout(max(0.001, budget.remaining()))
+            tls_sock.deadline = time.perf_counter() + max(0.001, budget.remaining())
             tls_sock.handshake()
         except TimeoutError:
             rec.error_kind, rec.error = "timeout", f"no TLS handshake within {limits.describe('first_event')}"
@@ -364,6 +375,8 @@ class _Connection:
         if timeout <= 0:
             raise TimeoutError
         self.sock.settimeout(timeout)
+        if isinstance(self.csock, _TLSSocket):
+            self.csock.deadline = deadline
         try:
             data: bytes = self.csock.recv(self.READ)
         except (TimeoutError, socket.timeout):
