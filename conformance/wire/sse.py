@@ -44,42 +44,34 @@ READ_SIZE = 65_536
 
 class _Socket:
     """A connected socket whose every byte is counted, with TLS in memory over it
-    when asked, and reads bounded by the recording's budget.
-
-    The socket's timeout is set only when the deadline came closer than the one
-    set (``settimeout`` is a system call on a plain socket); a read that times
-    out early, because the deadline moved on meanwhile, is tried again."""
+    when asked. Every read of the socket waits at most until the recording's
+    deadline (one TLS read may take several: each is held to it, so that a peer
+    sending a byte at a time cannot stretch it); every write at most until the
+    end of the recording."""
 
     def __init__(self, sock: socket.socket, counter: WireCounter, budget: Budget) -> None:
         self.sock, self.counter, self.budget = sock, counter, budget
         self.tls: MemoryTLS | None = None
-        self._timeout: float | None = None
 
     def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         self.tls = MemoryTLS(context, server_hostname, self._recv_raw, self._send_raw)
         self.tls.handshake()
 
     def _recv_raw(self, n: int) -> bytes:
-        if self.tls is not None:  # one TLS read may take many of these: each is held to the deadline
-            remaining = self.budget.remaining()
-            if remaining <= 0:
-                raise TimeoutError
-            self._bound(remaining)
+        remaining = self.budget.remaining()
+        if remaining <= 0:
+            raise TimeoutError
+        self.sock.settimeout(remaining)
         data = self.sock.recv(n)
         self.counter.on_received(data, app=self.tls is None)
         return data
 
     def _send_raw(self, data: bytes) -> None:
+        self.sock.settimeout(max(0.001, self.budget.t_total - time.perf_counter()))
         self.sock.sendall(data)
         self.counter.on_sent(data, app=self.tls is None)
 
-    def _bound(self, timeout: float) -> None:
-        if self._timeout is None or timeout < self._timeout:
-            self.sock.settimeout(timeout)
-            self._timeout = timeout
-
     def sendall(self, data: bytes) -> None:
-        self._bound(max(0.001, self.budget.t_total - time.perf_counter()))
         if self.tls is None:
             self._send_raw(data)
         else:
@@ -87,22 +79,12 @@ class _Socket:
             self.counter.on_sent(data, wire=False)
 
     def read(self) -> bytes:
-        """The next bytes (b"" at the end of the stream); TimeoutError past the budget."""
-        while True:
-            remaining = self.budget.remaining()
-            if remaining <= 0:
-                raise TimeoutError
-            self._bound(remaining)
-            try:
-                if self.tls is None:
-                    return self._recv_raw(READ_SIZE)
-                data = self.tls.recv(READ_SIZE)
-                self.counter.on_received(data, wire=False)
-                return data
-            except (TimeoutError, socket.timeout):
-                if self.budget.remaining() <= 0:
-                    raise TimeoutError from None
-                self._timeout = None  # the deadline moved on while we waited: wait for the rest
+        """The next bytes (b"" at the end of the stream); TimeoutError past the deadline."""
+        if self.tls is None:
+            return self._recv_raw(READ_SIZE)
+        data = self.tls.recv(READ_SIZE)
+        self.counter.on_received(data, wire=False)
+        return data
 
 
 def _target(url: str) -> tuple[str, str, int, str, str]:
@@ -252,8 +234,10 @@ def record_http(transport: SSETransport, request: Request, limits: Limits, on_ev
     try:
         if scheme == "https":
             try:
-                conn._bound(max(0.001, budget.remaining()))
                 conn.start_tls(tls_context(), host)
+            except TimeoutError:
+                rec.error_kind, rec.error = "timeout", f"no TLS handshake within {limits.describe('first_event')}"
+                return finish(rec, counter)
             except (ssl.SSLError, OSError, ConnectionError) as exc:
                 rec.error_kind, rec.error = "connect", f"TLS handshake failed: {type(exc).__name__}: {exc}"
                 return finish(rec, counter)
