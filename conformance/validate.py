@@ -324,11 +324,6 @@ Unix seconds: wide enough for any clock skew, narrow enough to catch a ts in
 milliseconds (a factor of 1000 off) or a counter."""
 
 
-def plausible_ts(value: Any, arrival_wall: float) -> bool:
-    """Whether a timestamp looks like Unix seconds from a clock close to ours."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value - arrival_wall) <= CLOCK_TOLERANCE_S
-
-
 _DATA, _PARSE_ERROR, _NAMED_TYPE = attrgetter("data"), attrgetter("parse_error"), attrgetter("named_type")
 
 
@@ -341,8 +336,8 @@ def timestamps(events: list[RecordedEvent], profile: Profile) -> list[float | No
 
 def all_plausible(stamps: list[float], events: list[RecordedEvent]) -> bool:
     """Whether every timestamp (floats, one per event, as :func:`timestamps` gives
-    them) is within the tolerance of its event's arrival: ``plausible_ts`` of each,
-    in one comprehension (``<=`` is false for NaN, as there)."""
+    them) is within :data:`CLOCK_TOLERANCE_S` of its event's arrival, in one
+    comprehension (``<=`` is false for NaN, so a NaN is never plausible)."""
     return all([abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S for ts, e in zip(stamps, events)])
 
 
@@ -371,7 +366,7 @@ def _clock_findings(recording: Recording, profile: Profile, stamps: Stamps | Non
     stamps = stamps or stamps_of(events, profile)
     if stamps.plausible:
         return []
-    # ts is a float: plausible_ts(ts, e.t_wall) is the comparison alone (written so that NaN fails it too)
+    # the comparison of all_plausible, written so that NaN fails it too
     off = [(e, ts) for e, ts in zip(events, stamps.values)
            if ts is not None and e.t_wall > 0 and not abs(ts - e.t_wall) <= CLOCK_TOLERANCE_S]
     if not off:
