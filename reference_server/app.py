@@ -95,7 +95,14 @@ class Streams:
 class SSEStream(Response):
     """One SSE response written straight to ASGI: the headers, one body message per
     event (``id: <seq>`` and one ``data:`` line), then the end of the body. A single
-    task waits for ``http.disconnect`` and stops the stream when the client leaves."""
+    task waits for ``http.disconnect`` and stops the stream when the client leaves.
+
+    A ``send`` under way when the client leaves is cancelled, not awaited: a server
+    may never complete it. Hypercorn 0.18 over HTTP/2 holds a stream's unsent body
+    in a buffer that only its connection's send task drains; once the client has
+    dropped the connection (or reset the stream while its flow-control window was
+    shut) nothing drains it, and a ``send`` that waits for room or for the buffer to
+    empty waits for ever, so the stream would stay open and counted."""
 
     media_type = "text/event-stream"
 
@@ -114,26 +121,43 @@ class SSEStream(Response):
         streams.begin(metrics, stop)
         sent = 0  # added to the counter once, at the end (Streams.end)
         finished = False
+        me = asyncio.current_task()
+        sending = False
 
         async def watch() -> None:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     stop.stop("disconnect")
+                    if sending and me is not None:
+                        me.cancel()  # see the class docstring
                     return
+
+        async def put(message: dict[str, Any]) -> None:
+            nonlocal sending
+            sending = True
+            try:
+                await send(message)
+            finally:
+                sending = False
 
         watcher = asyncio.create_task(watch())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await put({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async with aclosing(paced_events(self.request, state.pace, stop, state.runs)) as events:
                 async for event in events:
                     body = f"id: {event['seq']}\ndata: {dumps(event)}\n\n".encode()
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    await put({"type": "http.response.body", "body": body, "more_body": True})
                     sent += 1
                     finished = event["type"] == "stream_end" and stop.reason is None
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if stop.reason != "disconnect":  # nobody is left to read the end of the body
+                await put({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client went away while we were sending
+        except asyncio.CancelledError:
+            # ours (the client left during a send) is taken back; any other is the server's
+            if stop.reason != "disconnect" or me is None or me.uncancel() > 0:
+                raise
         finally:
             watcher.cancel()
             streams.end(metrics, stop, "sse", sent, finished)

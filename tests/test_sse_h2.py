@@ -140,3 +140,58 @@ def test_a_broken_sse_backend_fails_the_same_rule_over_http2(tmp_path: Path) -> 
     assert run.crash() is None, run.explain()
     verdicts = {e["transport"]: e["verdict"] for e in run.entries("SSE-NO-EVENT-NAME")}
     assert verdicts == {"sse": "fail", "sse-h2": "fail"}, run.explain()
+
+
+# --- disconnect over HTTP/2 -----------------------------------------------------------
+
+def _active_streams(base: str) -> float:
+    import re
+    import urllib.request
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        return float(re.search(r"^agent_active_streams (\S+)$", response.read().decode(), re.M).group(1))
+
+
+@pytest.mark.parametrize("leave", ["drop-connection", "reset-stream"])
+def test_a_client_leaving_with_data_unsent_frees_the_stream_over_http2(h2_server: str, leave: str) -> None:
+    """An HTTP/2 client that grants no flow-control window (so the server holds
+    the stream's body unsent) and then leaves: the stream is off the gauge within a
+    second. Hypercorn 0.18 never wakes an app whose ``send`` waits on a buffer of a
+    connection that has closed (its send task has ended), so the reference server
+    must not wait on such a ``send`` after the client left; the conformance run saw
+    it as ``DISCONNECT-STOPS[sse-h2]`` failing on a loaded machine."""
+    import socket
+    import time
+
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+
+    host, port = h2_server.removeprefix("http://").rsplit(":", 1)
+    assert _active_streams(h2_server) == 0
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.local_settings = h2.settings.Settings(client=True, initial_values={
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn.initiate_connection()
+    path = load_profile(PROFILE).transports["sse-h2"].path + "?question=Show+top+incidents"
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", f"{host}:{port}"),
+                              (":path", path), ("accept", "text/event-stream")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        deadline = time.perf_counter() + 5
+        status = None
+        while status is None and time.perf_counter() < deadline:
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+            sock.sendall(conn.data_to_send())
+        assert status == b"200"
+        time.sleep(0.2)  # the server has events queued that the zero window holds back
+        assert _active_streams(h2_server) == 1
+        if leave == "reset-stream":
+            conn.reset_stream(1)
+            sock.sendall(conn.data_to_send())
+    left = time.perf_counter()
+    while _active_streams(h2_server) != 0 and time.perf_counter() - left < 1.0:
+        time.sleep(0.02)
+    assert _active_streams(h2_server) == 0, f"still active {time.perf_counter() - left:.2f} s after the client left"
