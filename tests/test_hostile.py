@@ -13,8 +13,12 @@ def test_hostile_backend_is_bounded(case) -> None:
     o = run(case)
     assert o.rec.error_kind == case.error_kind, (o.rec.error_kind, o.rec.error)
     assert o.seconds < case.bound_s, f"{o.seconds:.2f} s"
-    # what one recording may keep, plus one event being parsed and the decoder's step
-    assert o.peak_mb < 2.5 * LIMITS.max_recording_bytes / 1e6 + 3 * LIMITS.max_event_bytes / 1e6 + 5, f"{o.peak_mb:.1f} MB"
+    # what one recording may keep (its count covers the events' bytes, text and parsed
+    # values), plus the event in the making (the line held, its bytes, text and parse)
+    # and a megabyte for the rest; a JSON decoder that needs 13 bytes of working memory
+    # per byte of a large event (orjson) takes the floods to 20 MB
+    bound = LIMITS.max_recording_bytes / 1e6 + 4 * LIMITS.max_event_bytes / 1e6 + 1
+    assert o.peak_mb < bound, f"{o.peak_mb:.1f} MB against {bound:.0f} MB"
 
 
 def test_the_decoder_stops_a_bomb_at_its_limit() -> None:
