@@ -102,6 +102,42 @@ class TestLineSplitter:
             for _ in range(100):
                 s.feed(b"x" * 100)
 
+    @pytest.mark.parametrize("seed", range(40))
+    def test_any_cut_of_long_lines_gives_the_lines_of_the_whole(self, seed):
+        """Long lines come in many reads (their pieces are held apart and joined once):
+        any cut of a body, CRs at the cuts included, gives the lines of the whole."""
+        import random
+        rng = random.Random(seed)
+        body = b"".join(rng.choice([b"x" * rng.randrange(1, 3000), b"data: " + b"y" * rng.randrange(0, 500), b""])
+                        + rng.choice([b"\n", b"\r\n", b"\r"]) for _ in range(30))
+        body += rng.choice([b"", b"an unterminated tail"])  # dropped; a CR before it still ends a line
+        whole = LineSplitter(10_000)
+        expect = whole.feed(body) + whole.flush()
+        s, got, pos = LineSplitter(10_000), [], 0
+        while pos < len(body):
+            step = rng.choice([1, 2, rng.randrange(1, 400), rng.randrange(1, 5000)])
+            got += s.feed(body[pos:pos + step])
+            pos += step
+            assert s.pending <= 10_001
+        assert got + s.flush() == expect
+
+    def test_a_held_cr_ends_its_line_whatever_follows(self):
+        s = LineSplitter(1000)
+        assert s.feed(b"x" * 500 + b"\r") == []  # held: may be half a CRLF
+        assert s.feed(b"an unterminated tail") == [Line(b"x" * 500, "CR")]  # not half a CRLF after all
+        assert s.flush() == []
+        s = LineSplitter(1000)
+        assert s.feed(b"a\r") + s.feed(b"b") + s.feed(b"c\n") == [Line(b"a", "CR"), Line(b"bc", "LF")]
+
+    def test_a_line_in_many_reads_is_stopped_at_the_bound(self):
+        s = LineSplitter(1000)
+        for _ in range(9):
+            assert s.feed(b"x" * 100) == []
+        assert s.pending == 900
+        assert s.feed(b"x" * 101) == []  # the bound plus a byte that may be a held CR
+        with pytest.raises(TooLarge):
+            s.feed(b"x")
+
 
 class TestMessages:
     def test_comment_after_id_is_not_an_event(self):

@@ -60,21 +60,39 @@ class LineSplitter:
     whether it is a CR line end or the first half of a CRLF. A leading UTF-8 BOM
     is dropped (the spec says so). A chunk without any CR (what nearly every
     server sends) is split with ``bytes.split``, in C; the regular expression
-    only runs on chunks that hold a CR.
+    only runs on chunks that hold a CR. The pieces of a long line are kept apart
+    until its end comes and joined once, so that a line of many reads is not
+    copied again on each one.
     """
 
     def __init__(self, max_line: int) -> None:
         self.max_line = max_line
         self._buf = b""
+        self._more: list[bytes] = []
+        """Pieces after ``_buf`` that hold no line end (nor does ``_buf`` end in CR)."""
+        self._more_len = 0
         self._started = False
 
     @property
     def pending(self) -> int:
         """Bytes held that do not form a complete line yet."""
-        return len(self._buf)
+        return len(self._buf) + self._more_len
 
     def feed(self, data: bytes) -> list[Line]:
-        buf = self._buf + data if self._buf else data
+        if self._buf:
+            if self._started and b"\n" not in data and b"\r" not in data and (self._more or self._buf[-1] != 13):
+                self._more.append(data)
+                self._more_len += len(data)
+                if len(self._buf) + self._more_len > self.max_line + 1:
+                    raise TooLarge(f"a line grew past {self.max_line} bytes without a line end")
+                return []
+            if self._more:
+                buf = b"".join([self._buf, *self._more, data])
+                self._more, self._more_len = [], 0
+            else:
+                buf = self._buf + data
+        else:
+            buf = data
         if not self._started:
             if len(buf) < len(_BOM) and _BOM.startswith(buf):
                 self._buf = buf
@@ -105,7 +123,7 @@ class LineSplitter:
     def flush(self) -> list[Line]:
         """At end of stream: a held CR ends its line; an unterminated tail is dropped."""
         out: list[Line] = []
-        if self._buf.endswith(b"\r"):
+        if not self._more and self._buf.endswith(b"\r"):
             out.append(Line(self._buf[:-1], "CR"))
             self._buf = b""
         return out
