@@ -4,11 +4,17 @@ reference app on hypercorn, and every rule of the sse binding applying to it."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from hpack import Encoder
 from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
@@ -19,6 +25,7 @@ from conformance.profile import load_profile
 from conformance.request import Request
 from conformance.rules import RULES
 from conformance.wire import TRANSPORTS, get
+from conformance.wire.metrics import read_gauge
 from conformance.wire.sse_h2 import PREFACE, H2FrameScanner, H2WireCounter
 from conformance.wire.transport import embedded_server
 from reference_server.embedded import EmbeddedServer
@@ -144,11 +151,8 @@ def test_a_broken_sse_backend_fails_the_same_rule_over_http2(tmp_path: Path) -> 
 
 # --- disconnect over HTTP/2 -----------------------------------------------------------
 
-def _active_streams(base: str) -> float:
-    import re
-    import urllib.request
-    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
-        return float(re.search(r"^agent_active_streams (\S+)$", response.read().decode(), re.M).group(1))
+def _active_streams(base: str) -> float | None:
+    return read_gauge(base + "/metrics", load_profile(PROFILE).disconnect.gauge)
 
 
 @pytest.mark.parametrize("leave", ["drop-connection", "reset-stream"])
@@ -159,14 +163,6 @@ def test_a_client_leaving_with_data_unsent_frees_the_stream_over_http2(h2_server
     connection that has closed (its send task has ended), so the reference server
     must not wait on such a ``send`` after the client left; the conformance run saw
     it as ``DISCONNECT-STOPS[sse-h2]`` failing on a loaded machine."""
-    import socket
-    import time
-
-    import h2.config
-    import h2.connection
-    import h2.events
-    import h2.settings
-
     host, port = h2_server.removeprefix("http://").rsplit(":", 1)
     assert _active_streams(h2_server) == 0
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
